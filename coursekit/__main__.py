@@ -1,0 +1,69 @@
+"""Command line of the course kit: ``python -m coursekit <command>``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .course import ROOT
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m coursekit", description=__doc__)
+    parser.add_argument("--root", type=Path, default=ROOT, help="course folder (default: this repository)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check-env", help="check that the pinned packages are installed")
+    commands.add_parser("grade-examples", help="the whole pipeline on the bundled example submissions, offline")
+    commands.add_parser("examples", help="rebuild examples/submissions from examples/*.toml")
+    scores = commands.add_parser("scores", help="per-student, per-task score table from the gradebook")
+    scores.add_argument("assignment")
+    trial = commands.add_parser("try", help="grade solution, untouched release and known mistakes of a notebook")
+    trial.add_argument("assignment")
+    trial.add_argument("notebook", nargs="?", help="one notebook (default: all of the assignment)")
+    trial.add_argument("--workdir", type=Path, default=None, help="folder for the trial course (default: a temporary one)")
+    data = commands.add_parser("offline-data", help="write the offline fixtures into a folder")
+    data.add_argument("folder", type=Path)
+    args = parser.parse_args(argv)
+
+    from . import env
+
+    problems = env.problems()
+    if problems:
+        print("The environment does not match requirements.txt:\n  " + "\n  ".join(problems)
+              + "\nRun the README's set-up command (it installs into .venv).", file=sys.stderr)
+        return 2
+    if args.command == "check-env":
+        print("environment OK")
+    elif args.command == "grade-examples":
+        from .pipeline import grade_examples
+
+        grade_examples(args.root)
+    elif args.command == "examples":
+        from . import examples
+
+        for path in examples.write(args.root):
+            print(path.relative_to(args.root))
+    elif args.command == "scores":
+        from .course import score_table
+
+        print(score_table(args.root, args.assignment))
+    elif args.command == "try":
+        import tempfile
+
+        from . import trial as trial_run
+
+        if args.workdir:
+            return trial_run.main(args.assignment, args.notebook, args.workdir)
+        with tempfile.TemporaryDirectory() as workdir:
+            return trial_run.main(args.assignment, args.notebook, Path(workdir))
+    elif args.command == "offline-data":
+        from .offline import prepare
+
+        for name, value in prepare(args.folder).items():
+            print(f"export {name}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

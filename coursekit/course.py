@@ -1,0 +1,144 @@
+"""The course folder: its configuration, nbgrader commands run in it, scores from its gradebook."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent  # the course repository this package lives in
+
+TASK_HEADING = re.compile(r"^#{1,6}\s*(\d+\([a-z]\))", re.M)
+
+
+def assignments(root: str | Path = ROOT) -> dict[str, list[str]]:
+    """``{assignment: [notebook, ...]}`` as ``nbgrader_config.py`` lists them."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return {name: list(notebooks) for name, notebooks in config.CourseKit.assignments.items()}
+
+
+def released_notebooks(root: str | Path, assignment: str) -> list[str]:
+    """The notebooks of ``assignment`` that exist in ``source/``, in the configured order."""
+    root = Path(root)
+    return [nb for nb in assignments(root)[assignment] if (root / "source" / assignment / f"{nb}.ipynb").exists()]
+
+
+def command_env(extra: dict | None = None) -> dict[str, str]:
+    """This process's environment, with this Python's scripts first on PATH (nbgrader runs ``alembic``)."""
+    scripts = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", ""), **(extra or {})}
+
+
+def nbgrader(root: str | Path, *args: str, env: dict | None = None, check: bool = True,
+             capture: bool = True) -> subprocess.CompletedProcess:
+    """Run ``nbgrader <args>`` in the course folder with this Python."""
+    command = [sys.executable, "-m", "nbgrader", *args]
+    result = subprocess.run(command, cwd=root, env=command_env(env), capture_output=capture, text=True)
+    if check and result.returncode != 0:
+        tail = (result.stdout or "")[-3000:] + (result.stderr or "")[-3000:]
+        raise RuntimeError(f"`nbgrader {' '.join(args)}` failed with exit code {result.returncode}:\n{tail}")
+    return result
+
+
+def copy_course(root: str | Path, target: str | Path) -> Path:
+    """A throw-away copy of the course (configuration and sources only)."""
+    root, target = Path(root), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "nbgrader_config.py", target / "nbgrader_config.py")
+    shutil.copytree(root / "source", target / "source", dirs_exist_ok=True)
+    return target
+
+
+def task_labels(notebook) -> dict[str, str]:
+    """``{grade_id: "3(c)"}`` for the grade cells of a notebook, from the task headings above them."""
+    labels, current = {}, None
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            match = TASK_HEADING.search(cell.source)
+            if match:
+                current = match.group(1)
+        meta = cell.metadata.get("nbgrader", {})
+        if (meta.get("grade") or meta.get("task")) and current:
+            labels[meta["grade_id"]] = current
+    return labels
+
+
+@dataclass
+class CellScore:
+    notebook: str
+    grade_id: str
+    task: str
+    score: float | None  # None: waiting for manual grading
+    max_score: float
+    auto: bool  # graded by tests (True) or by hand (False)
+
+
+def cell_scores(root: str | Path, assignment: str) -> dict[str, list[CellScore]]:
+    """``{student: [CellScore, ...]}`` for everyone with a submission of ``assignment``."""
+    from nbgrader.api import Gradebook
+
+    root = Path(root)
+    labels = {}
+    for nb in released_notebooks(root, assignment):
+        labels[nb] = task_labels(nbformat.read(root / "source" / assignment / f"{nb}.ipynb", as_version=4))
+    result = {}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for submission in gb.assignment_submissions(assignment):
+            rows = []
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    auto = grade.cell_type == "code"
+                    waiting = not auto and grade.manual_score is None and grade.auto_score is None
+                    score = None if waiting else float(grade.score)
+                    rows.append(CellScore(notebook.name, grade.name,
+                                          labels.get(notebook.name, {}).get(grade.name, grade.name),
+                                          score, grade.max_score, auto))
+            result[submission.student.id] = rows
+    return result
+
+
+def score_table(root: str | Path, assignment: str, students: list[str] | None = None) -> str:
+    """A plain-text table: one row per student, one column per task, then the totals."""
+    scores = cell_scores(root, assignment)
+    order = released_notebooks(root, assignment)
+    columns: list[tuple[str, str]] = []
+    for rows in scores.values():
+        for row in rows:
+            if (row.notebook, row.task) not in columns:
+                columns.append((row.notebook, row.task))
+    columns.sort(key=lambda c: (order.index(c[0]) if c[0] in order else len(order), c[1]))
+    names = [s for s in sorted(scores) if students is None or s in students]
+    header = ["student"] + [task for _, task in columns] + ["auto", "manual", "total"]
+    lines = []
+    for student in names:
+        by_task: dict[tuple[str, str], list[CellScore]] = {}
+        for row in scores[student]:
+            by_task.setdefault((row.notebook, row.task), []).append(row)
+        cells = []
+        for column in columns:
+            rows = by_task.get(column, [])
+            if not rows:
+                cells.append("")
+            elif any(r.score is None for r in rows):
+                cells.append("?")  # waiting for manual grading
+            else:
+                cells.append(f"{sum(r.score for r in rows):g}")
+        auto = sum(r.score or 0 for r in scores[student] if r.auto)
+        manual = [r for r in scores[student] if not r.auto]
+        graded = sum(r.score for r in manual if r.score is not None)
+        waiting = sum(1 for r in manual if r.score is None)
+        possible = sum(r.max_score for r in scores[student])
+        lines.append([student] + cells + [f"{auto:g}", f"{graded:g}" + (f" ({waiting} open)" if waiting else ""),
+                      f"{auto + graded:g}/{possible:g}"])
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)] if lines else [len(h) for h in header]
+    render = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in [header] + lines]
+    legend = "? = text answer waiting for manual grading"
+    return "\n".join(render + [legend])

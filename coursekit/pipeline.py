@@ -1,0 +1,90 @@
+"""The main job: the whole grading pipeline on the bundled example submissions, offline.
+
+Each step is the nbgrader command an instructor runs by hand (printed before it
+runs): generate the release, collect the submissions, autograde, generate the
+feedback, export the grades; then a per-student, per-task score table.  Only the
+example students (ids ``example_*``) are touched, so real submissions in the
+same course folder are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import course, offline
+from .course import ROOT
+
+EXAMPLE_STUDENTS = "example_*"
+_PROGRESS = re.compile(r"Autograding |Writing \d+ bytes to .*feedback|ERROR")
+
+
+def _step(title: str, say) -> float:
+    say(f"\n== {title}")
+    return time.perf_counter()
+
+
+def run_nbgrader(root: Path, *args: str, say=print) -> None:
+    """Run an nbgrader command, echoing the lines that show its progress."""
+    say(f"$ nbgrader {' '.join(args)}")
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=root, text=True,
+                               env=course.command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = []
+    for line in process.stdout:
+        log.append(line)
+        if _PROGRESS.search(line):
+            say(f"  [{time.perf_counter() - started:5.0f} s] {line.strip()}")
+    if process.wait() != 0:
+        raise RuntimeError(f"`nbgrader {' '.join(args)}` failed:\n{''.join(log[-40:])}")
+
+
+def collect_examples(root: Path) -> list[str]:
+    """Copy ``examples/submissions/*`` into ``submitted/``, as ``nbgrader zip_collect`` would."""
+    source = root / "examples" / "submissions"
+    students = sorted(p.name for p in source.iterdir() if p.is_dir())
+    for student in students:
+        target = root / "submitted" / student
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source / student, target)
+    return students
+
+
+def grade_examples(root: str | Path = ROOT, say=print) -> str:
+    """Run the whole pipeline on the example submissions; return the score table."""
+    root = Path(root).resolve()
+    started = time.perf_counter()
+    t = _step("Offline data: small fixtures in the real formats (no downloads)", say)
+    env = offline.apply(root / "data" / "offline")
+    say(f"COURSE_DATA_DIR={env['COURSE_DATA_DIR']} ({time.perf_counter() - t:.0f} s)")
+
+    assignments = [a for a in course.assignments(root) if course.released_notebooks(root, a)]
+    for assignment in assignments:
+        _step(f"Release '{assignment}' from source/ (solutions and hidden tests stripped)", say)
+        run_nbgrader(root, "generate_assignment", assignment, "--force", say=say)
+
+    _step("Collect the example submissions into submitted/", say)
+    say("students: " + ", ".join(collect_examples(root)))
+
+    tables = []
+    for assignment in assignments:
+        t = _step(f"Autograde '{assignment}' (grading mode: tiny data, one epoch)", say)
+        run_nbgrader(root, "autograde", assignment, f"--student={EXAMPLE_STUDENTS}", "--force", say=say)
+        say(f"autograded in {time.perf_counter() - t:.0f} s")
+        _step(f"Feedback for '{assignment}' (feedback/<student>/{assignment}/*.html)", say)
+        run_nbgrader(root, "generate_feedback", assignment, f"--student={EXAMPLE_STUDENTS}", "--force", say=say)
+        tables.append(f"Scores of '{assignment}' by task\n" + course.score_table(root, assignment))
+
+    _step("Export the grades (grades.csv, one row per student and assignment)", say)
+    run_nbgrader(root, "export", "--to=grades.csv", say=say)
+
+    report = "\n\n".join(tables)
+    say("\n" + report)
+    say(f"\nDone in {time.perf_counter() - started:.0f} s.  Text answers wait for manual grading: "
+        "`nbgrader formgrader`, then `nbgrader generate_feedback` again.")
+    return report
