@@ -27,8 +27,30 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.ClearMarkScheme.enforce_metadata = False
 
 # Autograding: notebooks run in grading mode (tiny data, one epoch), so a cell never needs long.
-c.Execute.timeout = 180
+# SafeExecute (coursekit/execute.py) grades a notebook as far as it got when its kernel dies or
+# runs out of time or memory, caps outputs, and undoes tampering before every test cell.
+c.Autograde.autograde_preprocessors = [
+    "coursekit.execute.SafeExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Execute.timeout = 180                  # seconds per cell
 c.Execute.interrupt_on_timeout = True
+c.SafeExecute.budget = 900               # seconds per notebook
+c.SafeExecute.memory_limit = 6 * 1024**3  # bytes for the kernel and its DataLoader workers
+
+# Student code runs in a bubblewrap sandbox (coursekit/sandbox.py): no network, no access to
+# source/, the gradebook or other students, writes only in its own autograded/ folder, resource
+# limits.  Without bubblewrap grading stops with an error, unless you accept grading without a
+# sandbox: COURSEKIT_NO_SANDBOX=1 (or --no-sandbox on the kit's commands).
+NO_SANDBOX = os.environ.get("COURSEKIT_NO_SANDBOX") == "1"
+c.SandboxKernelManager.sandbox = "none" if NO_SANDBOX else "bwrap"
+c.SandboxKernelManager.require_sandbox = not NO_SANDBOX
+c.SandboxKernelManager.memory = 8 * 1024**3  # address space per kernel process
 
 # Feedback shows every cell's score and the rubric lines printed by the hidden tests, but
 # neither the hidden test code nor the mark schemes (nbgrader shows both by default).

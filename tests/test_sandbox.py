@@ -1,0 +1,73 @@
+"""The kernels of student notebooks run in a bubblewrap sandbox."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from coursekit import sandbox
+from coursekit.course import ROOT
+from coursekit.execute import SafeExecute
+
+pytestmark = pytest.mark.skipif(not sandbox.bwrap_works(), reason="bubblewrap is not available")
+
+PROBE = r'''
+import os, socket
+seen = {}
+for name, path in PATHS.items():
+    try:
+        seen[name] = sorted(os.listdir(path))
+    except OSError as e:
+        seen[name] = type(e).__name__
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=2)
+    seen["network"] = "open"
+except OSError as e:
+    seen["network"] = type(e).__name__
+for name, path in {"write_here": "mine.txt", "write_outside": OUTSIDE}.items():
+    try:
+        open(path, "w").write("x")
+        seen[name] = "written"
+    except OSError as e:
+        seen[name] = type(e).__name__
+import coursekit.grading, torch
+seen["kit"] = "importable"
+seen
+'''
+
+
+def run_probe(tmp_path, outside):
+    paths = {"source": str(ROOT / "source"), "course": str(ROOT), "other_student": str(tmp_path / "other")}
+    (tmp_path / "other").mkdir()
+    (tmp_path / "mine").mkdir()
+    code = PROBE.replace("PATHS", repr(paths)).replace("OUTSIDE", repr(str(outside)))
+    nb = new_notebook(cells=[new_code_cell(code)])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb, _ = SafeExecute(timeout=60).preprocess(nb, {"metadata": {"path": str(tmp_path / "mine")}})
+    result = [o for o in nb.cells[0].outputs if o.output_type == "execute_result"]
+    assert result, nb.cells[0].outputs
+    return ast.literal_eval(result[0].data["text/plain"])
+
+
+def test_student_code_sees_only_its_own_folder_and_no_network(tmp_path):
+    outside = tmp_path / "outside.txt"
+    seen = run_probe(tmp_path, outside)
+    assert seen["source"] == seen["other_student"] == "FileNotFoundError"
+    # the course folder holds only what the kernel needs (the kit, and the venv where it lives there)
+    assert set(seen["course"]) <= {"coursekit", ".venv"}, seen["course"]
+    assert seen["network"] != "open"
+    assert seen["write_here"] == "written" and (tmp_path / "mine" / "mine.txt").exists()
+    assert seen["write_outside"] != "written" and not outside.exists()
+    assert seen["kit"] == "importable"
+
+
+def test_without_bubblewrap_grading_stops_unless_the_instructor_accepts_it(monkeypatch, capsys):
+    monkeypatch.setattr(sandbox, "bwrap_works", lambda *a: False)
+    manager = sandbox.SandboxKernelManager()
+    with pytest.raises(RuntimeError, match="No sandbox for the students' notebooks"):
+        manager._use_sandbox()
+    manager.require_sandbox = False
+    assert manager._use_sandbox() is False
+    assert "WITHOUT a sandbox" in capsys.readouterr().err
