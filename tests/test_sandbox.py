@@ -52,7 +52,7 @@ def run_probe(tmp_path, outside):
 
 
 def test_student_code_sees_only_its_own_folder_and_no_network(tmp_path):
-    outside = tmp_path / "outside.txt"
+    outside = ROOT / "sandbox-escape.txt"
     seen = run_probe(tmp_path, outside)
     assert seen["source"] == seen["other_student"] == "FileNotFoundError"
     # the course folder holds only what the kernel needs (the kit, and the venv where it lives there)
