@@ -14,7 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="course folder (default: this repository)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check-env", help="check that the pinned packages are installed")
-    commands.add_parser("grade-examples", help="the whole pipeline on the bundled example submissions, offline")
+    examples_run = commands.add_parser("grade-examples",
+                                       help="the whole pipeline on the bundled example submissions, offline")
+    examples_run.add_argument("--workers", type=int, default=None, help="students graded at once (default: CPUs)")
+    grade = commands.add_parser("autograde", help="autograde all students in parallel, resumable, with a report")
+    grade.add_argument("assignment")
+    grade.add_argument("--students", default="*", help="only student ids matching this glob")
+    grade.add_argument("--workers", type=int, default=None, help="students graded at once (default: CPUs)")
+    grade.add_argument("--force", action="store_true", help="grade again students that are already graded")
     commands.add_parser("examples", help="rebuild examples/submissions from examples/*.toml")
     scores = commands.add_parser("scores", help="per-student, per-task score table from the gradebook")
     scores.add_argument("assignment")
@@ -24,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     trial.add_argument("--workdir", type=Path, default=None, help="folder for the trial course (default: a temporary one)")
     data = commands.add_parser("offline-data", help="write the offline fixtures into a folder")
     data.add_argument("folder", type=Path)
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="accept running student code WITHOUT the bubblewrap sandbox")
     args = parser.parse_args(argv)
+    if args.no_sandbox:
+        import os
+
+        os.environ["COURSEKIT_NO_SANDBOX"] = "1"  # read by nbgrader_config.py in every nbgrader process
 
     from . import env
 
@@ -38,7 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "grade-examples":
         from .pipeline import grade_examples
 
-        grade_examples(args.root)
+        grade_examples(args.root, workers=args.workers)
+    elif args.command == "autograde":
+        from .autograde import autograde, summary
+
+        outcomes = autograde(args.root, args.assignment, args.students, args.workers, args.force)
+        print(summary(outcomes))
+        print(f"report: {args.root / 'reports' / args.assignment / 'grading-report.md'}")
+        return 1 if any(o.status == "failed" for o in outcomes) else 0
     elif args.command == "examples":
         from . import examples
 

@@ -86,9 +86,10 @@ def cell_scores(root: str | Path, assignment: str) -> dict[str, list[CellScore]]
     from nbgrader.api import Gradebook
 
     root = Path(root)
-    labels = {}
+    labels, order = {}, {}
     for nb in released_notebooks(root, assignment):
         labels[nb] = task_labels(nbformat.read(root / "source" / assignment / f"{nb}.ipynb", as_version=4))
+        order.update({(nb, grade_id): len(order) for grade_id in labels[nb]})
     result = {}
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         for submission in gb.assignment_submissions(assignment):
@@ -101,7 +102,7 @@ def cell_scores(root: str | Path, assignment: str) -> dict[str, list[CellScore]]
                     rows.append(CellScore(notebook.name, grade.name,
                                           labels.get(notebook.name, {}).get(grade.name, grade.name),
                                           score, grade.max_score, auto))
-            result[submission.student.id] = rows
+            result[submission.student.id] = sorted(rows, key=lambda r: order.get((r.notebook, r.grade_id), len(order)))
     return result
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from . import course, offline
+from .autograde import autograde, summary
 from .course import ROOT
 
 EXAMPLE_STUDENTS = "example_*"
@@ -55,7 +56,7 @@ def collect_examples(root: Path) -> list[str]:
     return students
 
 
-def grade_examples(root: str | Path = ROOT, say=print) -> str:
+def grade_examples(root: str | Path = ROOT, say=print, workers: int | None = None) -> str:
     """Run the whole pipeline on the example submissions; return the score table."""
     root = Path(root).resolve()
     started = time.perf_counter()
@@ -73,9 +74,11 @@ def grade_examples(root: str | Path = ROOT, say=print) -> str:
 
     tables = []
     for assignment in assignments:
-        t = _step(f"Autograde '{assignment}' (grading mode: tiny data, one epoch)", say)
-        run_nbgrader(root, "autograde", assignment, f"--student={EXAMPLE_STUDENTS}", "--force", say=say)
-        say(f"autograded in {time.perf_counter() - t:.0f} s")
+        t = _step(f"Autograde '{assignment}' in parallel (grading mode: tiny data, one epoch; "
+                  f"each student: nbgrader autograde {assignment} --student=<id>)", say)
+        outcomes = autograde(root, assignment, students=EXAMPLE_STUDENTS, workers=workers, force=True)
+        say(summary(outcomes) + f" in {time.perf_counter() - t:.0f} s; "
+            f"report: reports/{assignment}/grading-report.md")
         _step(f"Feedback for '{assignment}' (feedback/<student>/{assignment}/*.html)", say)
         run_nbgrader(root, "generate_feedback", assignment, f"--student={EXAMPLE_STUDENTS}", "--force", say=say)
         tables.append(f"Scores of '{assignment}' by task\n" + course.score_table(root, assignment))

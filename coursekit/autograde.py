@@ -1,0 +1,194 @@
+"""Autograde a whole course: many students in parallel, resumable, with a report.
+
+Each student is graded by its own ``nbgrader autograde <assignment> --student=<id> --force``
+process (the same command an instructor would type), ``workers`` of them at a time, so one
+student's notebook can never take another's down.  A student counts as done when nbgrader
+succeeded and a marker with the fingerprint of the submission and of the source notebooks
+was written; an interrupted run therefore resumes with the students that are not done, and a
+repeated run changes nothing.  Unreadable files are set aside with a clear message before
+grading, so the student's other notebooks are still graded.
+
+At the end ``reports/<assignment>/grading-report.md`` lists, per student, what went wrong
+while grading (crashes, timeouts, repairs, restored tampering) and the notebooks flagged for
+manual review.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+import nbformat
+
+from . import course
+
+MARKER = ".coursekit-graded"
+UNREADABLE = ".unreadable"
+
+
+@dataclass
+class Outcome:
+    student: str
+    status: str  # "graded", "skipped" (already done), "failed"
+    seconds: float = 0.0
+    message: str = ""
+    problems: list = field(default_factory=list)  # files set aside, with the reason
+
+
+def fingerprint(root: Path, assignment: str, student: str) -> str:
+    """Hash of the student's submitted files and of the assignment's source notebooks."""
+    digest = hashlib.sha256()
+    for folder in (root / "submitted" / student / assignment, root / "source" / assignment):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def students_of(root: Path, assignment: str, pattern: str = "*") -> list[str]:
+    folder = root / "submitted"
+    if not folder.exists():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if (p / assignment).is_dir() and fnmatch(p.name, pattern))
+
+
+def set_aside_unreadable(root: Path, assignment: str, student: str) -> list[str]:
+    """Rename submitted files that are no readable notebook to ``*.unreadable``; say why."""
+    problems = []
+    for path in sorted((root / "submitted" / student / assignment).glob("*.ipynb")):
+        try:
+            nb = nbformat.read(path, as_version=4)
+            nbformat.validate(nb)
+        except Exception as exc:  # noqa: BLE001 - JSON errors, validation errors, binary files
+            reason = " ".join(str(exc).split())[:200]
+            path.rename(path.with_name(path.name + UNREADABLE))
+            problems.append(f"{path.name} is not a readable notebook ({reason}); it was not graded "
+                            f"and was kept as {path.name}{UNREADABLE}")
+    return problems
+
+
+def _error_summary(output: str) -> str:
+    lines = [line for line in output.splitlines() if "Error" in line or "ERROR" in line]
+    useful = [line for line in lines if "Please see the" not in line and "Traceback" not in line]
+    return " | ".join(useful[-3:])[-600:] or output[-600:]
+
+
+def grade_student(root: Path, assignment: str, student: str, force: bool, timeout: float) -> Outcome:
+    marker = root / "autograded" / student / assignment / MARKER
+    started = time.perf_counter()
+    problems = set_aside_unreadable(root, assignment, student)
+    stamp = fingerprint(root, assignment, student)
+    if not force and marker.exists() and marker.read_text() == stamp:
+        return Outcome(student, "skipped")
+    command = [sys.executable, "-m", "nbgrader", "autograde", assignment, f"--student={student}", "--force"]
+    for attempt in range(3):  # the shared SQLite gradebook may be locked for a moment
+        try:
+            result = subprocess.run(command, cwd=root, env=course.command_env(), capture_output=True,
+                                    text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return Outcome(student, "failed", time.perf_counter() - started,
+                           f"grading took longer than {timeout:.0f} s and was stopped", problems)
+        output = result.stdout + result.stderr
+        failed = result.returncode != 0 or "There was an error processing assignment" in output
+        if not (failed and "database is locked" in output):
+            break
+        time.sleep(1 + attempt)
+    seconds = time.perf_counter() - started
+    if failed:
+        return Outcome(student, "failed", seconds, _error_summary(output), problems)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(stamp)
+    return Outcome(student, "graded", seconds, "", problems)
+
+
+def autograde(root: str | Path, assignment: str, students: str = "*", workers: int | None = None,
+              force: bool = False, progress: bool = True, timeout: float | None = None) -> list[Outcome]:
+    """Grade every student of ``assignment`` whose id matches ``students``; see the module docstring."""
+    root = Path(root).resolve()
+    names = students_of(root, assignment, students)
+    workers = max(1, workers or os.cpu_count() or 1)
+    timeout = timeout or 1200 * max(1, len(course.released_notebooks(root, assignment)))
+    outcomes = []
+    bar = None
+    if progress and names:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(names), unit="student", desc=f"autograde {assignment}", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(grade_student, root, assignment, name, force, timeout) for name in names]
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes.append(outcome)
+            if bar is not None:
+                bar.set_postfix_str(f"{outcome.student}: {outcome.status}")
+                bar.update()
+    if bar is not None:
+        bar.close()
+    outcomes.sort(key=lambda o: o.student)
+    write_report(root, assignment, outcomes)
+    return outcomes
+
+
+# ---------------------------------------------------------------------------- the report
+def notebook_findings(root: Path, assignment: str, student: str) -> dict[str, dict]:
+    """What SafeExecute and the repair step recorded in each autograded notebook."""
+    found = {}
+    for path in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
+        try:
+            meta = nbformat.read(path, as_version=4).metadata.get("coursekit", {})
+        except Exception:  # noqa: BLE001
+            continue
+        found[path.stem] = meta
+    return found
+
+
+def write_report(root: Path, assignment: str, outcomes: list[Outcome]) -> Path:
+    lines = [f"# Grading report: {assignment}", ""]
+    graded = [o for o in outcomes if o.status == "graded"]
+    if graded:
+        mean = sum(o.seconds for o in graded) / len(graded)
+        lines.append(f"{len(graded)} graded in this run ({mean:.1f} s per student), "
+                     f"{sum(o.status == 'skipped' for o in outcomes)} already graded, "
+                     f"{sum(o.status == 'failed' for o in outcomes)} failed.")
+    review, events = [], []
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            events.append(f"- **{outcome.student}**: grading failed: {outcome.message}")
+        for problem in outcome.problems:
+            events.append(f"- **{outcome.student}**: {problem}")
+        for notebook, meta in notebook_findings(root, assignment, outcome.student).items():
+            for event in meta.get("events", []):
+                events.append(f"- **{outcome.student}** `{notebook}`: {event['text']}")
+            if meta.get("tampering"):
+                what = sorted({t["what"] for t in meta["tampering"]})
+                review.append(f"- **{outcome.student}** `{notebook}`: the notebook changed {', '.join(what)} "
+                              "(restored before the tests; check whether it tried to fake its score)")
+            for flag in meta.get("flags", []):
+                review.append(f"- **{outcome.student}** `{notebook}` {flag['cell']}, line {flag['line']}: "
+                              f"{flag['reason']}: `{flag['code']}`")
+    lines += ["", "## Flagged for manual review", ""] + (review or ["Nothing."])
+    lines += ["", "## What happened while grading", ""] + (events or ["Nothing unusual."])
+    path = root / "reports" / assignment / "grading-report.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "skipped", "failed")}
+    text = f"{counts['graded']} graded, {counts['skipped']} already graded, {counts['failed']} failed"
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            text += f"\n  {outcome.student}: {outcome.message}"
+        for problem in outcome.problems:
+            text += f"\n  {outcome.student}: {problem}"
+    return text
+
