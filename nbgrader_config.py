@@ -26,6 +26,17 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # see them in the formgrader; they are removed from the release and from the feedback.
 c.ClearMarkScheme.enforce_metadata = False
 
+# Before grading, cells whose nbgrader metadata an editor dropped, changed or duplicated (Colab,
+# JupyterLab copy/paste) get it back by matching them to the release (coursekit/repair.py).
+c.Autograde.sanitize_preprocessors = [
+    "coursekit.repair.RepairSubmission",
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # Autograding: notebooks run in grading mode (tiny data, one epoch), so a cell never needs long.
 # SafeExecute (coursekit/execute.py) grades a notebook as far as it got when its kernel dies or
 # runs out of time or memory, caps outputs, and undoes tampering before every test cell.

@@ -114,3 +114,18 @@ def build(course: str | Path, assignment: str, notebook: str, mistakes=(), answe
         filled = mistake.apply(filled)
     filled.update(answers or {})
     return fill(release_nb, filled)
+
+
+def as_saved_by_colab(nb):
+    """The notebook as Google Colab may save it: nbgrader metadata gone, Colab's own added."""
+    nb = copy.deepcopy(nb)
+    nb.metadata = {"colab": {"provenance": [], "name": "submission.ipynb"},
+                   "kernelspec": {"name": "python3", "display_name": "Python 3"},
+                   "language_info": {"name": "python"}, "accelerator": "GPU"}
+    for index, cell in enumerate(nb.cells):
+        cell.metadata = {"id": f"colab{index:04d}"}
+        if cell.cell_type == "code":
+            cell.metadata["colab"] = {"base_uri": "https://localhost:8080/"}
+            cell.metadata["outputId"] = f"out{index:04d}"
+        cell.id = f"colab{index:04d}"
+    return nb

@@ -23,7 +23,8 @@ def write(root: Path, student: str, assignment: str, notebook: str, nb) -> None:
 
 def grade(target: str | Path, env: dict, source_root: str | Path = course.ROOT,
           only: dict[str, list[str]] | None = None) -> tuple[Path, dict]:
-    """Autograde students ``solution``, ``untouched`` and one per known mistake in a course copy.
+    """Autograde students ``solution``, ``solution_colab`` (the same, saved by Colab: nbgrader's
+    metadata gone), ``untouched`` and one per known mistake in a course copy.
 
     ``only`` limits the work to ``{assignment: [notebook, ...]}`` (an empty list: all notebooks).
     Returns ``(root, {assignment: {student: [CellScore, ...]}})``.
@@ -42,14 +43,17 @@ def grade(target: str | Path, env: dict, source_root: str | Path = course.ROOT,
         untouched = root / "submitted" / "untouched" / assignment
         untouched.mkdir(parents=True, exist_ok=True)
         for nb in notebooks:
-            write(root, "solution", assignment, nb, submissions.build(root, assignment, nb))
+            solution = submissions.build(root, assignment, nb)
+            write(root, "solution", assignment, nb, solution)
+            write(root, "solution_colab", assignment, nb, submissions.as_saved_by_colab(solution))
             shutil.copy(root / "release" / assignment / f"{nb}.ipynb", untouched)
         for mistake in examples.mistakes(source_root, assignment).values():
             if mistake.notebook in notebooks:
                 write(root, mistake.id, assignment, mistake.notebook,
                       submissions.build(root, assignment, mistake.notebook, [mistake]))
         course.nbgrader(root, "autograde", assignment, "--force", env=env)
-        scores[assignment] = course.cell_scores(root, assignment)
+        scores[assignment] = {student: [r for r in rows if r.notebook in notebooks]
+                              for student, rows in course.cell_scores(root, assignment).items()}
     return root, scores
 
 
@@ -63,6 +67,11 @@ def problems(scores: dict, source_root: str | Path = course.ROOT) -> list[str]:
                 found.append(f"solution {r.notebook}/{r.grade_id}: {r.score} of {r.max_score}")
             if not r.auto and r.score is not None:
                 found.append(f"solution {r.notebook}/{r.grade_id}: text answer scored without a grader")
+        solution = {(r.notebook, r.grade_id): r.score for r in students.get("solution", [])}
+        colab = {(r.notebook, r.grade_id): r.score for r in students.get("solution_colab", [])}
+        for key, score in solution.items():
+            if key in colab and colab[key] != score and score is not None:
+                found.append(f"solution_colab {key[0]}/{key[1]}: {colab[key]} (Jupyter-saved: {score})")
         for r in students.get("untouched", []):
             if r.notebook in notebooks and r.score != 0:
                 found.append(f"untouched {r.notebook}/{r.grade_id}: {r.score} instead of 0")

@@ -57,3 +57,11 @@ def test_feedback_shows_scores_and_comments_but_no_tests_or_mark_schemes(graded_
     wrong = (root / "feedback" / "svhn_eval_in_train_mode" / "exam" / "3_svhn_cnn.html").read_text()
     assert "model left in training mode for testing" in wrong
     assert "3(e): 5 / 6 points" in wrong
+
+
+def test_colab_saved_solution_earns_exactly_the_jupyter_saved_score(graded_course):
+    _, scores = graded_course
+    for assignment, students in scores.items():
+        jupyter = {(r.notebook, r.grade_id): r.score for r in students["solution"]}
+        colab = {(r.notebook, r.grade_id): r.score for r in students["solution_colab"]}
+        assert colab == jupyter, f"{assignment}: Colab-saved {colab} vs Jupyter-saved {jupyter}"
