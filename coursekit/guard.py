@@ -29,7 +29,7 @@ RESTORE = ("import sys as _s; _coursekit_guard_report = _s.modules['coursekit.gu
 REPORT_EXPRESSION = "_coursekit_guard_report"
 
 _MODULES = ("builtins", "os", "signal", "time", "io", "contextlib", "warnings", "tempfile", "threading", "math",
-            "coursekit.grading", "coursekit.inspect", "coursekit.fixtures",
+            "coursekit.grading", "coursekit.inspect", "coursekit.fixtures", "coursekit.autodiff", "coursekit.quiz",
             "torch", "torch.nn.functional", "torch.testing", "numpy", "numpy.testing")
 _CLASSES = (("coursekit.grading", "Rubric"), ("coursekit.grading", "_Check"), ("coursekit.grading", "Attempt"),
             ("torch", "Tensor"), ("torch.nn", "Module"))
@@ -252,6 +252,7 @@ SUSPICIOUS = [
      "replaces a torch or numpy function"),
     (r"\bsubprocess\b|\bsocket\b|\burllib\b|\brequests\b|\bos\s*\.\s*system\b", "starts programs or uses the network"),
     (r"(?<![\w.])(exec|eval|compile)\s*\(", "runs code built at run time (exec/eval/compile)"),
+    (r"(?<![\w.])(In|Out)\s*\[|(?<![\w.])_(ih|oh|i\d+|ii|iii)\b", "reads the kernel's input/output history"),
 ]
 
 

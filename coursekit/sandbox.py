@@ -53,13 +53,27 @@ def bwrap_works(bwrap: str = "bwrap") -> bool:
 def readonly_paths(extra: list[str]) -> list[str]:
     """What a sandboxed kernel may read: Python, the kit, the data caches, and ``extra``."""
     paths = {sys.base_prefix, sys.prefix, str(Path(coursekit.__file__).resolve().parent)}
-    paths.update(p for p in (os.environ.get(k) for k in ("COURSE_DATA_DIR", "TORCH_HOME", "IPYTHONDIR")) if p)
+    paths.update(p for p in (os.environ.get(k) for k in ("COURSE_DATA_DIR", "TORCH_HOME")) if p)
     paths.update(extra)
     return sorted(str(Path(p).resolve()) for p in paths if p and Path(p).exists())
 
 
+def private_ipython_dir(private_dir: str) -> str | None:
+    """A writable copy of ``$IPYTHONDIR`` (profile and startup files) inside the kernel's private folder.
+
+    IPython ignores an IPython directory it cannot write to, and with it the startup files
+    (the offline course data's checksums live in one), so the kernel gets its own copy."""
+    source = os.environ.get("IPYTHONDIR")
+    if not source or not Path(source).is_dir():
+        return None
+    copy = os.path.join(private_dir, "ipython")
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("*.sqlite*", "__pycache__"), dirs_exist_ok=True)
+    return copy
+
+
 def sandbox_command(kernel_cmd: list[str], workdir: str, private_dir: str, readonly: list[str], *,
-                    memory: int, cpu_seconds: int, file_size: int, processes: int, bwrap: str = "bwrap") -> list[str]:
+                    memory: int, cpu_seconds: int, file_size: int, processes: int, bwrap: str = "bwrap",
+                    ipython_dir: str | None = None) -> list[str]:
     """The ``bwrap ... prlimit ... <kernel>`` command line."""
     args = [shutil.which(bwrap) or bwrap, "--unshare-all", "--die-with-parent", "--new-session",
             "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
@@ -71,6 +85,8 @@ def sandbox_command(kernel_cmd: list[str], workdir: str, private_dir: str, reado
              "--setenv", "HOME", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
              "--setenv", "COURSEKIT_SANDBOX", "bwrap",
              "--unsetenv", "JPY_PARENT_PID"]  # its pid namespace cannot see the grader; --die-with-parent instead
+    if ipython_dir:
+        args += ["--setenv", "IPYTHONDIR", ipython_dir]
     limits = [shutil.which("prlimit") or "prlimit", f"--as={memory}", f"--cpu={cpu_seconds}",
               f"--fsize={file_size}", f"--nproc={processes}", "--"]
     return args + ["--"] + limits + kernel_cmd
@@ -117,7 +133,7 @@ class SandboxKernelManager(AsyncKernelManager):
         workdir = str(Path(self._launch_args.get("cwd") or os.getcwd()).resolve())
         return sandbox_command(cmd, workdir, self._private_dir, readonly_paths(list(self.readonly)),
                                memory=self.memory, cpu_seconds=self.cpu_seconds, file_size=self.file_size,
-                               processes=self.processes)
+                               processes=self.processes, ipython_dir=private_ipython_dir(self._private_dir))
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)

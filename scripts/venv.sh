@@ -17,6 +17,17 @@ if [ -z "$python" ]; then
     exit 2
 fi
 
+# Submissions are executed inside a bubblewrap sandbox (see coursekit/sandbox.py).
+if ! command -v bwrap >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing bubblewrap (the sandbox that runs student notebooks)"
+        (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }) \
+            || echo "warning: could not install bubblewrap; grade with --no-sandbox only on trusted notebooks" >&2
+    else
+        echo "warning: bubblewrap (bwrap) is missing: install it (apt install bubblewrap) to grade in the sandbox" >&2
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "Creating the virtual environment .venv with $python"
     "$python" -m venv .venv
