@@ -10,6 +10,7 @@ scores below 0.  The hidden test cell of a question holds the key and does the a
     _read = rubric.attempt(tally, _key_4a, globals().get("answers_4a", MISSING), "answers_4a")
     _t = _read.value if _read.ok else Tally.unreadable(_key_4a, "answers_4a", _read.error)
     rubric.award(max(0.0, _t.right - 0.5 * _t.wrong), len(_key_4a), _t.summary(), _t.comment())
+    del _key_4a, _read, _t  # later cells of the notebook must not see the key
     rubric.total()
 
 :func:`tally` counts right, wrong and unanswered statements and never says *which* were right
@@ -17,9 +18,11 @@ or wrong, so the feedback cannot leak the key.  It reads what students write ins
 True/False the way a human grader would: the strings ``"true"``, ``"T"``, ``"yes"``, the numbers
 1 and 0, NumPy booleans, keys written ``"(i)"`` or ``"I"``, or a list in statement order;
 anything else counts as unanswered, and every such reading is named in the notes that end up
-in the feedback.  A statement found ambiguous after the exam can be neutralized by setting its
-key to None: True and False then both count as right (re-run the autograder afterwards).  The student's object is only read inside ``rubric.attempt`` (a dict subclass
+in the feedback.  The student's object is only read inside ``rubric.attempt`` (a dict subclass
 could raise or loop), so that a failure costs the answers of that question, nothing else.
+
+A statement found ambiguous after the exam can be neutralized by setting its key to None: True
+and False then both count as right (run the autograder again afterwards).
 """
 
 from __future__ import annotations

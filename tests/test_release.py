@@ -55,11 +55,12 @@ def test_release_has_no_stray_files():
 @pytest.mark.parametrize("assignment,name", notebooks())
 def test_points_add_up_and_every_graded_part_has_tests(assignment, name):
     nb = nbformat.read(ROOT / "source" / assignment / f"{name}.ipynb", as_version=4)
-    title = re.search(r"\((\d+) points\)", nb.cells[0].source)
-    assert title, "the first cell's title states the notebook's points"
+    title = re.search(r"\((\d+) points(?: \+ (\d+) bonus)?\)", nb.cells[0].source)
+    assert title, "the first cell's title states the notebook's points, e.g. (27 points) or (10 points + 3 bonus)"
     graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
     total = sum(c.metadata.nbgrader.points for c in graded)
-    assert total == float(title.group(1)), f"grade cells add up to {total}, the title says {title.group(1)}"
+    stated = float(title.group(1)) + float(title.group(2) or 0)
+    assert total == stated, f"grade cells add up to {total}, the title says {title.group(0)}"
 
     labels = course.task_labels(nb)
     headings = {}
