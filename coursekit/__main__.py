@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--workers", type=int, default=None, help="students graded at once (default: CPUs)")
     grade.add_argument("--force", action="store_true", help="grade again students that are already graded")
     commands.add_parser("examples", help="rebuild examples/submissions from examples/*.toml")
+    intake = commands.add_parser("import-lms", help="import a learning platform's bulk download into submitted/")
+    intake.add_argument("assignment")
+    intake.add_argument("download", type=Path, help="the zip downloaded from the platform")
+    intake.add_argument("--preset", required=True, choices=["moodle", "canvas", "olat"])
+    intake.add_argument("--ids", type=Path, default=None, help="CSV mapping platform ids/names to student ids")
     scores = commands.add_parser("scores", help="per-student, per-task score table from the gradebook")
     scores.add_argument("assignment")
     trial = commands.add_parser("try", help="grade solution, untouched release and known mistakes of a notebook")
@@ -64,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for path in examples.write(args.root):
             print(path.relative_to(args.root))
+    elif args.command == "import-lms":
+        from .intake import import_lms
+
+        print(import_lms(args.root, args.assignment, args.download, args.preset, args.ids))
+        print(f"report: {args.root / 'reports' / args.assignment / 'intake-report.md'}")
     elif args.command == "scores":
         from .course import score_table
 
