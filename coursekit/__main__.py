@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     trial.add_argument("assignment")
     trial.add_argument("notebook", nargs="?", help="one notebook (default: all of the assignment)")
     trial.add_argument("--workdir", type=Path, default=None, help="folder for the trial course (default: a temporary one)")
+    fetch = commands.add_parser("download-data", help="download the datasets and weights of the notebooks into data/")
+    fetch.add_argument("--check", action="store_true", help="only list what is missing (exit status 1 if anything is)")
     data = commands.add_parser("offline-data", help="write the offline fixtures into a folder")
     data.add_argument("folder", type=Path)
     parser.add_argument("--no-sandbox", action="store_true",
@@ -64,6 +66,21 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(outcomes))
         print(f"report: {args.root / 'reports' / args.assignment / 'grading-report.md'}")
         return 1 if any(o.status == "failed" for o in outcomes) else 0
+    elif args.command == "download-data":
+        from . import download
+
+        data_dir, torch_home = download.folders(args.root)
+        if args.check:
+            gone = download.missing(args.root)
+            for resource in download.RESOURCES:
+                print(f"  {resource.name:9} {'MISSING' if resource in gone else 'ok':8} {resource.what}")
+            return 1 if gone else 0
+        print(f"Downloading into {data_dir} (weights into {torch_home})")
+        failures = download.download(args.root)
+        if failures:
+            print("Not downloaded:\n  " + "\n  ".join(failures), file=sys.stderr)
+            return 1
+        print("All data is there.")
     elif args.command == "examples":
         from . import examples
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import course
+from . import course, download
 
 MARKER = ".coursekit-graded"
 UNREADABLE = ".unreadable"
@@ -114,6 +114,9 @@ def autograde(root: str | Path, assignment: str, students: str = "*", workers: i
     """Grade every student of ``assignment`` whose id matches ``students``; see the module docstring."""
     root = Path(root).resolve()
     names = students_of(root, assignment, students)
+    data_warning = download.warning(root, course.released_notebooks(root, assignment))
+    if data_warning and names:
+        print(f"WARNING: {data_warning}", file=sys.stderr)
     workers = max(1, workers or os.cpu_count() or 1)
     timeout = timeout or 1200 * max(1, len(course.released_notebooks(root, assignment)))
     outcomes = []
@@ -133,7 +136,7 @@ def autograde(root: str | Path, assignment: str, students: str = "*", workers: i
     if bar is not None:
         bar.close()
     outcomes.sort(key=lambda o: o.student)
-    write_report(root, assignment, outcomes)
+    write_report(root, assignment, outcomes, [data_warning] if data_warning else [])
     return outcomes
 
 
@@ -150,8 +153,8 @@ def notebook_findings(root: Path, assignment: str, student: str) -> dict[str, di
     return found
 
 
-def write_report(root: Path, assignment: str, outcomes: list[Outcome]) -> Path:
-    lines = [f"# Grading report: {assignment}", ""]
+def write_report(root: Path, assignment: str, outcomes: list[Outcome], warnings: list[str] = ()) -> Path:
+    lines = [f"# Grading report: {assignment}", ""] + [f"**Warning**: {w}\n" for w in warnings]
     graded = [o for o in outcomes if o.status == "graded"]
     if graded:
         mean = sum(o.seconds for o in graded) / len(graded)
