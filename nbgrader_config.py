@@ -12,6 +12,7 @@ c.CourseKit.assignments = {
     "exam": ["1_gradcam", "2_elman_gender", "3_svhn_cnn", "4_true_false_quiz"],
     "lab": ["1_autodiff", "2_mnist_first_network", "3_vgg16_cifar10"],
 }
+c.CourseKit.similarity_skip = ["4_true_false_quiz"]  # answers are True/False, not code: no similarity report
 
 # Datasets and pretrained weights live in data/ (downloaded once, git-ignored); the notebooks read
 # COURSE_DATA_DIR and torch reads TORCH_HOME.  The offline example run points both at fixtures.
@@ -67,7 +68,12 @@ c.SandboxKernelManager.memory = 8 * 1024**3  # address space per kernel process
 # neither the hidden test code nor the mark schemes (nbgrader shows both by default).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
+    "coursekit.feedback.TaskSummary",          # score and deductions per task, on top
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbgrader.preprocessors.ClearMarkScheme",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# `nbgrader export`: grades.csv as usual, plus grades/<assignment>-tasks.csv (a column per task) and the
+# Moodle and Canvas import files (coursekit/export.py).
+c.ExportApp.plugin_class = "coursekit.export.TaskExportPlugin"

@@ -34,6 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     trial.add_argument("assignment")
     trial.add_argument("notebook", nargs="?", help="one notebook (default: all of the assignment)")
     trial.add_argument("--workdir", type=Path, default=None, help="folder for the trial course (default: a temporary one)")
+    report = commands.add_parser("report", help="instructor report with plots: reports/<assignment>/instructor-report.html")
+    report.add_argument("assignment")
+    similar = commands.add_parser("similarity", help="pairs of unusually similar answers: reports/<assignment>/similarity-report.html")
+    similar.add_argument("assignment")
+    similar.add_argument("--threshold", type=float, default=0.5, help="least mean share of overlapping code (0.5)")
+    sheet = commands.add_parser("manual-sheet", help="a CSV of all answers to one text question, to grade in a spreadsheet")
+    sheet.add_argument("assignment")
+    sheet.add_argument("grade_id", help="the answer cell, e.g. svhn_a_answer")
+    sheet_in = commands.add_parser("manual-import", help="write the scores and comments of a filled-in sheet into the gradebook")
+    sheet_in.add_argument("sheet", type=Path)
     fetch = commands.add_parser("download-data", help="download the datasets and weights of the notebooks into data/")
     fetch.add_argument("--check", action="store_true", help="only list what is missing (exit status 1 if anything is)")
     data = commands.add_parser("offline-data", help="write the offline fixtures into a folder")
@@ -66,6 +76,28 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(outcomes))
         print(f"report: {args.root / 'reports' / args.assignment / 'grading-report.md'}")
         return 1 if any(o.status == "failed" for o in outcomes) else 0
+    elif args.command == "report":
+        from .report import instructor_report
+
+        print(instructor_report(args.root, args.assignment))
+    elif args.command == "similarity":
+        from .similarity import similarity_report
+
+        print(similarity_report(args.root, args.assignment, threshold=args.threshold))
+    elif args.command in ("manual-sheet", "manual-import"):
+        from . import manual
+
+        try:
+            if args.command == "manual-sheet":
+                path = manual.write_sheet(args.root, args.assignment, args.grade_id)
+                print(f"{path}\n{path.with_name(args.grade_id + '-mark-scheme.md')}\n"
+                      f"Fill in the score (and comment) column, then: python -m coursekit manual-import {path}")
+            else:
+                print(f"{manual.import_sheet(args.root, args.sheet)} scores imported; "
+                      "run `nbgrader generate_feedback` to update the feedback")
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     elif args.command == "download-data":
         from . import download
 

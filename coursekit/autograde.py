@@ -81,7 +81,8 @@ def _error_summary(output: str) -> str:
     return " | ".join(useful[-3:])[-600:] or output[-600:]
 
 
-def grade_student(root: Path, assignment: str, student: str, force: bool, timeout: float) -> Outcome:
+def grade_student(root: Path, assignment: str, student: str, force: bool, timeout: float,
+                  env: dict | None = None) -> Outcome:
     marker = root / "autograded" / student / assignment / MARKER
     started = time.perf_counter()
     problems = set_aside_unreadable(root, assignment, student)
@@ -91,7 +92,7 @@ def grade_student(root: Path, assignment: str, student: str, force: bool, timeou
     command = [sys.executable, "-m", "nbgrader", "autograde", assignment, f"--student={student}", "--force"]
     for attempt in range(3):  # the shared SQLite gradebook may be locked for a moment
         try:
-            result = subprocess.run(command, cwd=root, env=course.command_env(), capture_output=True,
+            result = subprocess.run(command, cwd=root, env=course.command_env(env), capture_output=True,
                                     text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return Outcome(student, "failed", time.perf_counter() - started,
@@ -110,11 +111,14 @@ def grade_student(root: Path, assignment: str, student: str, force: bool, timeou
 
 
 def autograde(root: str | Path, assignment: str, students: str = "*", workers: int | None = None,
-              force: bool = False, progress: bool = True, timeout: float | None = None) -> list[Outcome]:
-    """Grade every student of ``assignment`` whose id matches ``students``; see the module docstring."""
+              force: bool = False, progress: bool = True, timeout: float | None = None,
+              env: dict | None = None) -> list[Outcome]:
+    """Grade every student of ``assignment`` whose id matches ``students``; see the module docstring.
+
+    ``env``: extra environment variables for the nbgrader processes (e.g. the offline data)."""
     root = Path(root).resolve()
     names = students_of(root, assignment, students)
-    data_warning = download.warning(root, course.released_notebooks(root, assignment))
+    data_warning = download.warning(root, course.released_notebooks(root, assignment), {**os.environ, **(env or {})})
     if data_warning and names:
         print(f"WARNING: {data_warning}", file=sys.stderr)
     workers = max(1, workers or os.cpu_count() or 1)
@@ -126,7 +130,7 @@ def autograde(root: str | Path, assignment: str, students: str = "*", workers: i
 
         bar = tqdm(total=len(names), unit="student", desc=f"autograde {assignment}", file=sys.stderr)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(grade_student, root, assignment, name, force, timeout) for name in names]
+        futures = [pool.submit(grade_student, root, assignment, name, force, timeout, env) for name in names]
         for future in as_completed(futures):
             outcome = future.result()
             outcomes.append(outcome)

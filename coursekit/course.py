@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -23,6 +24,14 @@ def assignments(root: str | Path = ROOT) -> dict[str, list[str]]:
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     return {name: list(notebooks) for name, notebooks in config.CourseKit.assignments.items()}
+
+
+def setting(root: str | Path, name: str, default=None):
+    """``c.CourseKit.<name>`` from ``nbgrader_config.py``, or ``default``."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return config.CourseKit.get(name, default)
 
 
 def released_notebooks(root: str | Path, assignment: str) -> list[str]:
@@ -81,8 +90,9 @@ class CellScore:
     auto: bool  # graded by tests (True) or by hand (False)
 
 
-def cell_scores(root: str | Path, assignment: str) -> dict[str, list[CellScore]]:
-    """``{student: [CellScore, ...]}`` for everyone with a submission of ``assignment``."""
+def cell_scores(root: str | Path, assignment: str, gradebook=None) -> dict[str, list[CellScore]]:
+    """``{student: [CellScore, ...]}`` for everyone with a submission of ``assignment``
+    (from ``gradebook``, an open nbgrader Gradebook, or the course's ``gradebook.db``)."""
     from nbgrader.api import Gradebook
 
     root = Path(root)
@@ -91,7 +101,8 @@ def cell_scores(root: str | Path, assignment: str) -> dict[str, list[CellScore]]
         labels[nb] = task_labels(nbformat.read(root / "source" / assignment / f"{nb}.ipynb", as_version=4))
         order.update({(nb, grade_id): len(order) for grade_id in labels[nb]})
     result = {}
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+    with contextlib.nullcontext(gradebook) if gradebook is not None else \
+            Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         for submission in gb.assignment_submissions(assignment):
             rows = []
             for notebook in submission.notebooks:

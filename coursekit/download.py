@@ -118,10 +118,11 @@ NEEDS = {
 }
 
 
-def folders(root: str | Path) -> tuple[Path, Path]:
+def folders(root: str | Path, environ: dict | None = None) -> tuple[Path, Path]:
     """The data folder and TORCH_HOME the graded notebooks use (as ``nbgrader_config.py`` sets them)."""
-    data_dir = Path(os.environ.get("COURSE_DATA_DIR") or Path(root) / "data")
-    torch_home = Path(os.environ.get("TORCH_HOME") or data_dir / "torch")
+    environ = os.environ if environ is None else environ
+    data_dir = Path(environ.get("COURSE_DATA_DIR") or Path(root) / "data")
+    torch_home = Path(environ.get("TORCH_HOME") or data_dir / "torch")
     return data_dir.resolve(), torch_home.resolve()
 
 
@@ -133,9 +134,9 @@ def needed(notebooks: list[str] | None = None) -> list[Resource]:
     return [r for r in RESOURCES if r.name in names]
 
 
-def missing(root: str | Path, notebooks: list[str] | None = None) -> list[Resource]:
+def missing(root: str | Path, notebooks: list[str] | None = None, environ: dict | None = None) -> list[Resource]:
     """The resources of ``notebooks`` not yet in the data folders."""
-    data_dir, torch_home = folders(root)
+    data_dir, torch_home = folders(root, environ)
     return [r for r in needed(notebooks) if not r.present(data_dir, torch_home)]
 
 
@@ -160,12 +161,12 @@ def download(root: str | Path, notebooks: list[str] | None = None, say=print) ->
     return failures
 
 
-def warning(root: str | Path, notebooks: list[str]) -> str | None:
+def warning(root: str | Path, notebooks: list[str], environ: dict | None = None) -> str | None:
     """A one-paragraph warning naming the missing data of ``notebooks``, or None when all is there."""
-    gone = missing(root, notebooks)
+    gone = missing(root, notebooks, environ)
     if not gone:
         return None
-    data_dir, _ = folders(root)
+    data_dir, _ = folders(root, environ)
     return (f"Missing data in {data_dir}: {', '.join(r.what for r in gone)}. Graded notebooks have no network, "
             "so their data cells will fail (the hidden tests do not need the data, but the feedback fills with "
             "errors). Run `python -m coursekit download-data` first.")

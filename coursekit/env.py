@@ -25,7 +25,7 @@ def pip_pins(root: str | Path = ROOT) -> dict[str, str]:
 def conda_pins(root: str | Path = ROOT) -> dict[str, str]:
     pins = {}
     for line in (Path(root) / "environment.yml").read_text().splitlines():
-        match = re.match(r"^\s*-\s*([A-Za-z0-9_.-]+)=([^=\s]+)\s*$", line)
+        match = re.match(r"^\s*-\s*([A-Za-z0-9_.-]+)==?([^=\s]+)\s*$", line.split("#", 1)[0])  # conda name=v, pip name==v
         if match and match.group(1) != "python":
             pins[CONDA_NAMES.get(match.group(1), match.group(1)).lower()] = match.group(2)
     return pins

@@ -19,6 +19,8 @@ from pathlib import Path
 from . import course, offline
 from .autograde import autograde, summary
 from .course import ROOT
+from .report import instructor_report
+from .similarity import similarity_report
 
 EXAMPLE_STUDENTS = "example_*"
 _PROGRESS = re.compile(r"Autograding |Writing \d+ bytes to .*feedback|ERROR")
@@ -83,8 +85,13 @@ def grade_examples(root: str | Path = ROOT, say=print, workers: int | None = Non
         run_nbgrader(root, "generate_feedback", assignment, f"--student={EXAMPLE_STUDENTS}", "--force", say=say)
         tables.append(f"Scores of '{assignment}' by task\n" + course.score_table(root, assignment))
 
-    _step("Export the grades (grades.csv, one row per student and assignment)", say)
+    _step("Export the grades (grades.csv; grades/<assignment>-tasks.csv, -moodle.csv, -canvas.csv)", say)
     run_nbgrader(root, "export", "--to=grades.csv", say=say)
+
+    _step("Instructor and similarity reports", say)
+    for assignment in assignments:
+        for path in (instructor_report(root, assignment), similarity_report(root, assignment)):
+            say(f"  {path.relative_to(root)}")
 
     report = "\n\n".join(tables)
     say("\n" + report)

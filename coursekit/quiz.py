@@ -96,6 +96,7 @@ class Tally:
     wrong: int = 0
     unanswered: int = 0
     notes: list[str] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)  # statement: "right", "wrong", "unanswered" (for reports)
 
     @property
     def score(self) -> float:
@@ -169,10 +170,13 @@ def tally(key: Mapping[str, bool], answers, name: str) -> Tally:
             lenient.append(f"({label}) {_quote(value)} as {answer}")
         if answer is None:
             result.unanswered += 1
+            result.outcomes[label] = "unanswered"
         elif key[label] is None or answer == key[label]:  # None in the key: both answers accepted
             result.right += 1
+            result.outcomes[label] = "right"
         else:
             result.wrong += 1
+            result.outcomes[label] = "wrong"
     if lenient:
         notes.append("read " + ", ".join(lenient))
     if unclear:

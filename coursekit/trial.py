@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 
 from . import course, examples, offline, submissions
+from .autograde import autograde
 
 
 def write(root: Path, student: str, assignment: str, notebook: str, nb) -> None:
@@ -51,7 +52,9 @@ def grade(target: str | Path, env: dict, source_root: str | Path = course.ROOT,
             if mistake.notebook in notebooks:
                 write(root, mistake.id, assignment, mistake.notebook,
                       submissions.build(root, assignment, mistake.notebook, [mistake]))
-        course.nbgrader(root, "autograde", assignment, "--force", env=env)
+        failed = [o for o in autograde(root, assignment, force=True, progress=False, env=env) if o.status != "graded"]
+        if failed:
+            raise RuntimeError("autograding failed: " + "; ".join(f"{o.student}: {o.message}" for o in failed))
         scores[assignment] = {student: [r for r in rows if r.notebook in notebooks]
                               for student, rows in course.cell_scores(root, assignment).items()}
     return root, scores

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
+import time
 
 import nbformat
 import pytest
 
+import browser
 from coursekit import autograde, course, examples, pipeline
 
 ROOT = course.ROOT
@@ -77,6 +80,223 @@ def test_main_job_grades_every_example_student(main_job):
         exported = {(row["student_id"], row["assignment"]) for row in csv.DictReader(f)}
     assert set(expected_auto_scores(root)) <= exported
     assert (root / "reports" / "exam" / "grading-report.md").exists()
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# -- results of the main job (these read the graded course before the tests below change it) --------
+def test_export_has_a_column_per_task_and_lms_files(main_job):
+    root = main_job[0]
+    expected = expected_auto_scores(root)
+    for assignment in ("exam", "lab"):
+        rows = {r["student_id"]: r for r in read_csv(root / "grades" / f"{assignment}-tasks.csv")}
+        tasks = [c for c in next(iter(rows.values())) if re.fullmatch(r"\d\([a-z]\)", c)]
+        assert ("3(d)" in tasks) if assignment == "exam" else ("3(c)" in tasks)
+        for (student, a), auto in expected.items():
+            if a != assignment:
+                continue
+            row = rows[student]
+            assert float(row["auto"]) == auto
+            graded = [float(row[t]) for t in tasks if row[t] != ""]
+            assert sum(graded) == pytest.approx(float(row["total"]))
+        moodle = {r["ID number"]: r[assignment] for r in read_csv(root / "grades" / f"{assignment}-moodle.csv")}
+        canvas = {r["SIS User ID"]: r[assignment] for r in read_csv(root / "grades" / f"{assignment}-canvas.csv")}
+        for student, row in rows.items():
+            # a platform gets a grade only once every text answer is graded
+            want = row["total"] if row["manual_open"] == "0" else ""
+            assert moodle[student] == canvas[student] == want
+        if assignment == "exam":
+            assert rows["example_ada"]["manual_open"] != "0" and moodle["example_ada"] == ""
+
+
+def test_feedback_starts_with_a_summary_by_task(main_job):
+    root = main_job[0]
+    page = (root / "feedback" / "example_ben" / "exam" / "3_svhn_cnn.html").read_text()
+    assert "Your score:" in page and "not graded yet" in page
+    summary = page[page.index("Your score:"):]
+    summary = summary[: summary.index("</table>")]
+    for task in ("3(a)", "3(b)", "3(c)", "3(d)", "3(e)"):
+        assert re.search(rf"<td[^>]*>{re.escape(task)}</td>", summary)
+    assert summary.count("\u2718") == 0  # the marks themselves are not repeated, the comments are
+    assert "BEGIN HIDDEN TESTS" not in page and "Mark scheme" not in page
+
+
+def test_manual_grading_sheet_round_trip(main_job, tmp_path):
+    from coursekit import manual
+
+    root = tmp_path / "course"
+    shutil.copytree(main_job[0], root, symlinks=True)
+    sheet = manual.write_sheet(root, "exam", "svhn_a_answer")
+    rows = read_csv(sheet)
+    assert {r["student_id"] for r in rows} >= {"example_ada", "example_ben", "example_emil"}
+    ada = next(r for r in rows if r["student_id"] == "example_ada")
+    assert "1024" in ada["answer"] and ada["max_points"] == "3" and ada["score"] == ""
+    assert "Mark scheme" in sheet.with_name("svhn_a_answer-mark-scheme.md").read_text()
+
+    def fill(scores):
+        for r in rows:
+            r["score"], r["comment"] = scores.get(r["student_id"], ("", ""))
+        with open(sheet, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    fill({"example_ada": ("3", "all right"), "example_ben": ("4", "too many")})
+    with pytest.raises(ValueError, match="not between 0 and 3"):
+        manual.import_sheet(root, sheet)
+    assert course.cell_scores(root, "exam")["example_ada"][0].score is None  # nothing was written
+
+    fill({"example_ada": ("3", "all right"), "example_ben": ("1,5", "the padding of the width is 0, not 2")})
+    assert manual.import_sheet(root, sheet) == 2
+    scores = {s: {r.grade_id: r.score for r in rows} for s, rows in course.cell_scores(root, "exam").items()}
+    assert scores["example_ada"]["svhn_a_answer"] == 3 and scores["example_ben"]["svhn_a_answer"] == 1.5
+    course.nbgrader(root, "generate_feedback", "exam", "--student=example_ben", "--force")
+    page = (root / "feedback" / "example_ben" / "exam" / "3_svhn_cnn.html").read_text()
+    assert "the padding of the width is 0, not 2" in page
+
+
+def test_instructor_report(main_job):
+    from coursekit import report
+
+    root = main_job[0]
+    page = (root / "reports" / "exam" / "instructor-report.html").read_text()
+    assert page.count("<img") >= 3  # score distributions, difficulty/discrimination, the quiz
+    for task in ("1(c)", "2(d)", "3(d)", "4(a)"):
+        assert f"<td>{task}" in page
+    quiz = report.quiz_outcomes(root, "exam")
+    students = len(examples.students(root))
+    assert set(quiz) == {"answers_4a", "answers_4b", "answers_4c", "answers_4d"}
+    for statements in quiz.values():
+        for counts in statements.values():
+            assert sum(counts.values()) == students
+    # example_emil left everything unanswered; example_chloe answered all of 4(a) wrongly
+    assert all(c["unanswered"] >= 1 for c in quiz["answers_4a"].values())
+    assert all(c["wrong"] >= 1 for c in quiz["answers_4a"].values())
+    tasks, _ = report.gather(root, "exam")
+    d = next(t for t in tasks if t.notebook == "3_svhn_cnn" and t.label == "3(d)")
+    assert d.deductions and 0 < d.difficulty < 1
+
+
+def test_instructor_report_warns_about_broken_tasks():
+    from coursekit.report import Task, warnings
+
+    def task(label, scores, errors=0, manual=False):
+        return Task("nb", label, manual, 2.0, dict(enumerate(scores)), errors=errors)
+
+    found = warnings([task("1(a)", [0, 0, 0, 0]), task("1(b)", [2, 2, 2, 2]), task("1(c)", [1, 0, 2, 1], errors=3),
+                      task("1(d)", [1, 0, 2, 1]), task("1(e)", [0, 0, 0, 0], manual=True)])
+    assert found == ["nb 1(a): nobody scored (check the test and the reference)",
+                     "nb 1(b): every student got full points (does the test check anything?)",
+                     "nb 1(c): the test cell ended in an error for 3 of 4 students"]
+
+
+def test_similarity_report(main_job):
+    from coursekit import similarity
+
+    root = main_job[0]
+    page = (root / "reports" / "exam" / "similarity-report.html").read_text()
+    assert "<mark>" in page
+    pairs = similarity.find_pairs(root, "exam")
+    # the example students' answers all come from the solution: their pairs are found, the untouched one is not
+    names = {p.a for p in pairs} | {p.b for p in pairs}
+    assert {"example_ada", "example_ben", similarity.SOLUTION} <= names
+    assert "example_emil" not in names
+    assert pairs == sorted(pairs, key=lambda p: -p.score)
+
+
+def test_similarity_sees_through_renaming_and_ignores_the_template():
+    from coursekit.similarity import compare
+
+    template = "def normalise(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    original = """def normalise(x):
+    total = 0.0
+    for i in range(len(x)):
+        if x[i] > 0:
+            total += x[i] * 2
+        else:
+            total -= x[i]
+    mean = total / max(1, len(x))
+    return [value / mean for value in x]
+"""
+    renamed = original.replace("total", "acc").replace("mean", "m").replace("value", "v")
+    other = """def normalise(x):
+    import numpy as np
+    arr = np.asarray(x, dtype=float)
+    scale = np.where(arr > 0, 2 * arr, -arr).mean()
+    return list(arr / scale)
+"""
+    pairs = {(p.a, p.b): p for p in compare({"ann": original, "bob": renamed, "cat": other, "dan": template,
+                                             "eve": template}, template, "nb", "1(a)", min_tokens=10)}
+    assert pairs[("ann", "bob")].score > 0.9
+    assert ("dan", "eve") not in pairs  # the code everybody was given is not a similarity
+    assert all(p.score < 0.5 for key, p in pairs.items() if "cat" in key)
+
+
+def test_feedback_in_a_browser(main_job, tmp_path):
+    browser.require_browser()
+    from selenium.webdriver.common.by import By
+
+    page = main_job[0] / "feedback" / "example_ben" / "exam" / "3_svhn_cnn.html"
+    with browser.chromium() as driver:
+        driver.get(page.as_uri())
+        summary = driver.find_element(By.TAG_NAME, "table")
+        assert summary.is_displayed() and summary.location["y"] < 600  # on top, visible without scrolling
+        assert "3(d)" in summary.text and "not graded yet" in summary.text
+        heading = driver.find_element(By.XPATH, "//*[contains(text(), 'Your score:')]")
+        assert heading.is_displayed()
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "BEGIN HIDDEN TESTS" not in body and "Mark scheme" not in body
+        assert "\u2718" in body  # the rubric lines of the hidden tests are shown
+        browser.screenshot(driver, tmp_path, "feedback-example_ben-3_svhn_cnn")
+
+
+def test_manual_grading_in_the_formgrader(main_job, tmp_path):
+    browser.require_browser()
+    from nbgrader.api import Gradebook
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    root = tmp_path / "course"
+    shutil.copytree(main_job[0], root, symlinks=True)
+    database = f"sqlite:///{root / 'gradebook.db'}"
+    with Gradebook(database) as gb:
+        submission = gb.find_submission_notebook("3_svhn_cnn", "exam", "example_ben").id
+
+    def saved():
+        with Gradebook(database) as gb:
+            grade = gb.find_grade("svhn_a_answer", "3_svhn_cnn", "exam", "example_ben")
+            comment = gb.find_comment("svhn_a_answer", "3_svhn_cnn", "exam", "example_ben")
+            return grade.manual_score, comment.manual_comment
+
+    assert saved() == (None, None)
+    remark = "The width is not padded: 128 x 8 x 1, so K = 1024."
+    with browser.jupyter_server(root) as url, browser.chromium() as driver:
+        driver.get(f"{url}/formgrader/submissions/{submission}/?index=0")
+        score = WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "svhn_a_answer"))
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert "Mark scheme" in text  # the grader sees the mark scheme ...
+        assert "O x K = 10 x 1024" in text
+        assert "32x32 -> 32x32 -> 16x16" in text  # ... beside the student's answer
+        score.clear()
+        score.send_keys("1.5", Keys.TAB)  # leaving a field saves it
+        comment = driver.find_element(By.ID, "svhn_a_answer-comment")
+        comment.clear()
+        comment.send_keys(remark, Keys.TAB)
+        for _ in range(60):
+            if saved() == (1.5, remark):
+                break
+            time.sleep(0.5)
+        browser.screenshot(driver, tmp_path, "formgrader-example_ben-3_svhn_cnn")
+    assert saved() == (1.5, remark)
+
+    course.nbgrader(root, "generate_feedback", "exam", "--student=example_ben", "--force")
+    page = (root / "feedback" / "example_ben" / "exam" / "3_svhn_cnn.html").read_text()
+    row = re.search(r"<td[^>]*>3\(a\)</td>\s*<td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)</td>", page, re.S)
+    assert row and row.group(1).strip() == "1.5 / 3" and remark.replace("'", "&#x27;") in row.group(2)
 
 
 def test_parallel_grading_gives_the_scores_of_a_sequential_run(main_job, tmp_path):

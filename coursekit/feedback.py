@@ -1,0 +1,91 @@
+"""A summary table at the top of every feedback file: points and deductions per task.
+
+``TaskSummary`` runs in ``nbgrader generate_feedback`` right after nbgrader's ``GetGrades``
+(``nbgrader_config.py``), which has put each graded cell's score, points and grader comment into
+its metadata.  It adds a first cell with the notebook's score and one row per task (``3(d)``):
+points earned of possible, and every deduction (the ``✘`` lines the hidden tests printed, and the
+grader's comment on a text answer).  It reads only scores, outputs and comments, never the hidden
+test code or a mark scheme.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
+from nbformat.v4 import new_markdown_cell
+
+from .course import task_labels
+
+DEDUCTION = re.compile(r"^\s*\u2718\s+(.*)$")
+
+
+def _cell_text(text: str) -> str:
+    return html.escape(" ".join(text.split())).replace("|", "&#124;")
+
+
+def summary(nb, waiting: set[str] = frozenset()) -> str:
+    """The summary's markdown; ``waiting``: grade ids of text answers not graded yet."""
+    labels = task_labels(nb)
+    tasks: dict[str, dict] = {}
+    earned = possible = 0.0
+    open_answers = 0
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not meta.get("grade") or "points" not in meta:
+            continue
+        task = tasks.setdefault(labels.get(meta.get("grade_id"), meta.get("grade_id")),
+                                {"earned": 0.0, "possible": 0.0, "open": False, "lost": []})
+        score, points = meta.get("score"), float(meta.get("points") or 0)
+        task["possible"] += points
+        possible += points
+        if score is None or meta.get("grade_id") in waiting:
+            task["open"] = True
+            open_answers += 1
+        else:
+            task["earned"] += float(score)
+            earned += float(score)
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") == "stream":
+                task["lost"] += [m.group(1) for m in map(DEDUCTION.match, output.get("text", "").splitlines()) if m]
+            elif output.get("output_type") == "error":
+                task["lost"].append(f"the test cell stopped with {output.get('ename', 'an error')}")
+        if meta.get("comment"):
+            task["lost"].append(f"grader: {meta['comment']}")
+    style = 'style="border:1px solid #bbb;padding:3px 8px;text-align:left;vertical-align:top"'
+    rows = []
+    for label, task in tasks.items():
+        points = f"{'?' if task['open'] else format(task['earned'], 'g')} / {task['possible']:g}"
+        lost = "<br>".join(_cell_text(x) for x in task["lost"]) or ("not graded yet" if task["open"] else "&ndash;")
+        rows.append(f"<tr><td {style}>{_cell_text(label)}</td><td {style}>{points}</td><td {style}>{lost}</td></tr>")
+    heading = (f"### Your score: {earned:g} / {possible:g} points"
+               + (f" ({open_answers} text answer{'s' if open_answers != 1 else ''} not graded yet)" if open_answers else ""))
+    return (heading + "\n\n<table style=\"border-collapse:collapse\">"
+            f"<tr><th {style}>task</th><th {style}>points</th><th {style}>what cost points, and comments</th></tr>"
+            + "".join(rows) + "</table>\n")
+
+
+class TaskSummary(Preprocessor):
+    """Insert the per-task summary as the first cell of the feedback notebook."""
+
+    enabled = Bool(True, help="nbconvert runs only enabled preprocessors").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        cell = new_markdown_cell(summary(nb, self.waiting(resources)))
+        cell.metadata["coursekit_summary"] = True
+        nb.cells.insert(0, cell)
+        return nb, resources
+
+    @staticmethod
+    def waiting(resources) -> set[str]:
+        """The text answers of this submission that no grader has scored yet (nbgrader reports them as 0)."""
+        info = resources.get("nbgrader", {})
+        if not info.get("db_url"):
+            return set()
+        from nbgrader.api import Gradebook
+
+        with Gradebook(info["db_url"]) as gb:
+            notebook = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+            return {g.name for g in notebook.grades if g.manual_score is None and g.auto_score is None}
