@@ -26,7 +26,7 @@ try:
     seen["network"] = "open"
 except OSError as e:
     seen["network"] = type(e).__name__
-for name, path in {"write_here": "mine.txt", "write_outside": OUTSIDE}.items():
+for name, path in {"write_here": "mine.txt", "write_outside": OUTSIDE, "write_kit": KIT}.items():
     try:
         open(path, "w").write("x")
         seen[name] = "written"
@@ -42,7 +42,8 @@ def run_probe(tmp_path, outside):
     paths = {"source": str(ROOT / "source"), "course": str(ROOT), "other_student": str(tmp_path / "other")}
     (tmp_path / "other").mkdir()
     (tmp_path / "mine").mkdir()
-    code = PROBE.replace("PATHS", repr(paths)).replace("OUTSIDE", repr(str(outside)))
+    code = (PROBE.replace("PATHS", repr(paths)).replace("OUTSIDE", repr(str(outside)))
+            .replace("KIT", repr(str(ROOT / "coursekit" / "sandbox-escape.txt"))))
     nb = new_notebook(cells=[new_code_cell(code)])
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb, _ = SafeExecute(timeout=60).preprocess(nb, {"metadata": {"path": str(tmp_path / "mine")}})
@@ -59,7 +60,12 @@ def test_student_code_sees_only_its_own_folder_and_no_network(tmp_path):
     assert set(seen["course"]) <= {"coursekit", ".venv"}, seen["course"]
     assert seen["network"] != "open"
     assert seen["write_here"] == "written" and (tmp_path / "mine" / "mine.txt").exists()
-    assert seen["write_outside"] != "written" and not outside.exists()
+    assert not outside.exists() and not (ROOT / "coursekit" / "sandbox-escape.txt").exists()
+    assert seen["write_kit"] != "written"  # the kit is mounted read-only
+    if not ROOT.resolve().is_relative_to("/tmp"):
+        # (a course under /tmp sits in the sandbox's private, throw-away /tmp: a write there succeeds
+        # but never reaches the disk, as the line above checks)
+        assert seen["write_outside"] != "written"
     assert seen["kit"] == "importable"
 
 
