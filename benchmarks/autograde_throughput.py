@@ -17,6 +17,7 @@ kernel memory printed).
 
     python benchmarks/autograde_throughput.py                  # exam, 4 students
     python benchmarks/autograde_throughput.py --assignment lab --students 6 --workers 2
+    python benchmarks/autograde_throughput.py --notebook 3_svhn_cnn        # one notebook per submission
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def main() -> int:
     parser.add_argument("--assignment", default="exam")
     parser.add_argument("--students", type=int, default=4, help="how many example students (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="workers of the parallel run (default 2)")
+    parser.add_argument("--notebook", default=None, help="only this notebook of each submission (e.g. 3_svhn_cnn)")
     parser.add_argument("--target-students", type=int, default=300)
     parser.add_argument("--target-cores", type=int, default=16)
     args = parser.parse_args()
@@ -79,9 +81,13 @@ def main() -> int:
         students = everyone[: args.students]
         for extra in everyone[args.students:]:
             shutil.rmtree(root / "submitted" / extra)
-        notebooks = len(course.released_notebooks(root, args.assignment))
+        if args.notebook:
+            for path in (root / "submitted").glob(f"*/{args.assignment}/*.ipynb"):
+                if path.stem != args.notebook:
+                    path.unlink()
+        notebooks = 1 if args.notebook else len(course.released_notebooks(root, args.assignment))
         n = len(students)
-        print(f"{args.assignment}: {notebooks} notebooks, {n} students ({', '.join(students)}), "
+        print(f"{args.assignment}{'/' + args.notebook if args.notebook else ''}: {notebooks} notebook(s), {n} students ({', '.join(students)}), "
               f"{os.cpu_count()} CPUs here")
 
         baseline = plain_execute(root, args.assignment, students)
