@@ -4,7 +4,7 @@ On a throw-away copy of the course with the offline data (fixtures in the real f
 example students' submissions of one assignment (default: the exam, four notebooks) are
 
 1. executed with plain ``jupyter nbconvert --to notebook --execute`` (no nbgrader, no sandbox,
-   no guard), one notebook after the other, in grading mode (``NBGRADER_EXECUTION=autograde``,
+   no guard; one process per student with all their notebooks), in grading mode (``NBGRADER_EXECUTION=autograde``,
    so both run the same tiny configuration): the baseline;
 2. graded with ``coursekit.autograde`` (``nbgrader autograde`` per student: sanitize, repair,
    SafeExecute in the bubblewrap sandbox, guard, gradebook) with 1 worker;
@@ -46,13 +46,14 @@ def plain_execute(root: Path, assignment: str, students: list[str]) -> float:
     env = course.command_env({"NBGRADER_EXECUTION": "autograde"})
     out = root / "nbconvert-out"
     started = time.perf_counter()
-    for student in students:
-        for path in sorted((root / "submitted" / student / assignment).glob("*.ipynb")):
-            target = out / student
-            target.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                            "--ExecutePreprocessor.timeout=600", "--allow-errors", f"--output-dir={target}",
-                            str(path)], cwd=path.parent, env=env, check=True, capture_output=True)
+    for student in students:  # one nbconvert process per student, as nbgrader autograde runs one
+        folder = root / "submitted" / student / assignment
+        target = out / student
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                        "--ExecutePreprocessor.timeout=600", "--allow-errors", f"--output-dir={target}",
+                        *sorted(str(p) for p in folder.glob("*.ipynb"))],
+                       cwd=folder, env=env, check=True, capture_output=True)
     return time.perf_counter() - started
 
 
