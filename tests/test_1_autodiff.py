@@ -6,65 +6,29 @@ nbgrader by the pipeline tests."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 
 from coursekit import autodiff as ad
-from coursekit import course, submissions
+from coursekit import course
+
+from .notebook_cells import SourceNotebook
 
 ROOT = course.ROOT
 SOURCE = ROOT / "source" / "lab" / "1_autodiff.ipynb"
 ANSWERS = ("autodiff_a_graph", "autodiff_b_forward", "autodiff_c_backward", "autodiff_d_value")
 TESTS = {"autodiff_a_tests": 2, "autodiff_b_tests": 1, "autodiff_c_tests": 2, "autodiff_d_tests": 5}
 
-
-def cells() -> dict:
-    nb = nbformat.read(SOURCE, as_version=4)
-    return {submissions.grade_id(c): c for c in nb.cells if submissions.grade_id(c)}
-
-
-def answers() -> dict:
-    return submissions.solution_answers(nbformat.read(SOURCE, as_version=4))
-
-
-def solution(**replaced) -> dict:
-    """The notebook's namespace after its setup, its given helpers and its answer cells."""
-    source = cells()
-    solved = answers()
-    namespace = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for grade_id in ("autodiff_setup", "autodiff_helpers") + ANSWERS:
-            code = replaced.get(grade_id, solved.get(grade_id, source[grade_id].source))
-            exec(compile(code, grade_id, "exec"), namespace)
-    return namespace
-
-
-def run_hidden_test(grade_id: str, namespace: dict) -> tuple[float, str]:
-    """Run a hidden test cell in ``namespace``; return its score and the lines it printed."""
-    code = cells()[grade_id].source.replace("\nrubric.total()", "\n_score = rubric.total()")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, grade_id, "exec"), namespace)
-    return namespace["_score"], out.getvalue()
+NOTEBOOK = SourceNotebook(SOURCE, setup=("autodiff_setup", "autodiff_helpers"), answers=ANSWERS)
+cells, answers, solution = NOTEBOOK.cells, NOTEBOOK.solved, NOTEBOOK.solution
+run_hidden_test, edited = NOTEBOOK.run_hidden_test, NOTEBOOK.edited
 
 
 def scores(namespace: dict) -> dict:
     return {grade_id: run_hidden_test(grade_id, namespace)[0] for grade_id in TESTS}
-
-
-def edited(grade_id: str, *pairs) -> str:
-    """The solution of ``grade_id`` with exact text replacements (each must occur once)."""
-    text = answers()[grade_id]
-    for old, new in pairs:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
 
 
 def traces(nodes, rename=None, convert=float) -> str:

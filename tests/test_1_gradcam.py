@@ -13,16 +13,16 @@ import os
 import urllib.error
 
 import matplotlib
-import nbformat
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from coursekit import course, fixtures, submissions
+from coursekit import course, fixtures
 
 from .conftest import SHARED_DATA
+from .notebook_cells import SourceNotebook, lost
 
 matplotlib.use("Agg")
 
@@ -48,42 +48,8 @@ def grading_environment(monkeypatch, torch_home, tmp_path):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
 
 
-def cells() -> dict:
-    nb = nbformat.read(SOURCE, as_version=4)
-    return {submissions.grade_id(c): c for c in nb.cells if submissions.grade_id(c)}
-
-
-def edited(grade_id: str, *pairs) -> str:
-    """The solution of ``grade_id`` with exact text replacements (each must occur once)."""
-    text = submissions.solution_answers(nbformat.read(SOURCE, as_version=4))[grade_id]
-    for old, new in pairs:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
-
-
-def solution(**replaced) -> dict:
-    """The notebook's namespace after its setup cell and its answer cells (solution, or the given code)."""
-    answers = submissions.solution_answers(nbformat.read(SOURCE, as_version=4))
-    namespace = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(cells()["gradcam_setup"].source, "gradcam_setup", "exec"), namespace)
-        for grade_id in ANSWERS:
-            exec(compile(replaced.get(grade_id, answers[grade_id]), grade_id, "exec"), namespace)
-    return namespace
-
-
-def run_hidden_test(grade_id: str, namespace: dict) -> tuple[float, str]:
-    """Run a hidden test cell in ``namespace``; return its score and the lines it printed."""
-    code = cells()[grade_id].source.replace("\nrubric.total()", "\n_score = rubric.total()")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, grade_id, "exec"), namespace)
-    return namespace["_score"], out.getvalue()
-
-
-def lost(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines() if "\u2718" in line]
+NOTEBOOK = SourceNotebook(SOURCE, setup=("gradcam_setup",), answers=ANSWERS)
+cells, solution, run_hidden_test, edited = NOTEBOOK.cells, NOTEBOOK.solution, NOTEBOOK.run_hidden_test, NOTEBOOK.edited
 
 
 FORWARD = """        net = self.resnet

@@ -19,6 +19,7 @@ import pytest
 from coursekit import course, fixtures, submissions
 
 from .conftest import SHARED_DATA
+from .notebook_cells import SourceNotebook
 
 matplotlib.use("Agg")
 
@@ -27,30 +28,14 @@ SOURCE = ROOT / "source" / "exam" / "2_elman_gender.ipynb"
 REAL_CSV = SHARED_DATA / "gender_by_name" / "name_gender_dataset.csv"
 
 
-def cells() -> dict:
-    nb = nbformat.read(SOURCE, as_version=4)
-    return {submissions.grade_id(c): c for c in nb.cells if submissions.grade_id(c)}
-
-
-def solution_namespace(**answers) -> dict:
-    """The notebook's setup and answer cells (the solution, or the given replacements) run in a fresh namespace."""
-    nb = nbformat.read(SOURCE, as_version=4)
-    solution = submissions.solution_answers(nb)
-    solution.update(answers)
-    namespace: dict = {}
-    exec(compile(cells()["elman_setup"].source, "elman_setup", "exec"), namespace)
-    for cell in ("elman_c_encoding", "elman_d_dataset", "elman_e_network", "elman_f_training"):
-        exec(compile(solution[cell], cell, "exec"), namespace)
-    return namespace
+NOTEBOOK = SourceNotebook(SOURCE, setup=("elman_setup",),
+                          answers=("elman_c_encoding", "elman_d_dataset", "elman_e_network", "elman_f_training"))
+cells, solution_namespace = NOTEBOOK.cells, NOTEBOOK.solution
 
 
 def hidden_score(task: str, namespace: dict) -> tuple[float, str]:
     """Run the hidden test cell of 2(task) in ``namespace``; return (score, printed rubric lines)."""
-    code = cells()[f"elman_{task}_tests"].source.replace("rubric.total()", "_score = rubric.total()")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, f"elman_{task}_tests", "exec"), namespace)
-    return namespace["_score"], out.getvalue()
+    return NOTEBOOK.run_hidden_test(f"elman_{task}_tests", namespace)
 
 
 # -- other sensible solutions earn full points ---------------------------------------------------------------

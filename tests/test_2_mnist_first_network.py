@@ -8,11 +8,11 @@ import contextlib
 import importlib.util
 import io
 
-import nbformat
 import pytest
 
-from coursekit import course, submissions
-from tests.conftest import SHARED_DATA
+from coursekit import course
+from .conftest import SHARED_DATA
+from .notebook_cells import SourceNotebook, lost
 
 ROOT = course.ROOT
 SOURCE = ROOT / "source" / "lab" / "2_mnist_first_network.ipynb"
@@ -20,43 +20,8 @@ ANSWERS = ("mnist_a_loaders", "mnist_b_network", "mnist_c_training", "mnist_d_ev
 REAL_MNIST = SHARED_DATA / "mnist" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
 
 
-def cells() -> dict:
-    nb = nbformat.read(SOURCE, as_version=4)
-    return {submissions.grade_id(c): c for c in nb.cells if submissions.grade_id(c)}
-
-
-def solution(**replaced) -> dict:
-    """The notebook's namespace after its setup cell and its answer cells (solution, or the given code)."""
-    source = cells()
-    answers = submissions.solution_answers(nbformat.read(SOURCE, as_version=4))
-    namespace = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(source["mnist_setup"].source, "mnist_setup", "exec"), namespace)
-        for grade_id in ANSWERS:
-            exec(compile(replaced.get(grade_id, answers[grade_id]), grade_id, "exec"), namespace)
-    return namespace
-
-
-def run_hidden_test(grade_id: str, namespace: dict) -> tuple[float, str]:
-    """Run a hidden test cell in ``namespace``; return its score and the lines it printed."""
-    code = cells()[grade_id].source.replace("\nrubric.total()", "\n_score = rubric.total()")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, grade_id, "exec"), namespace)
-    return namespace["_score"], out.getvalue()
-
-
-def lost(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines() if "\u2718" in line]
-
-
-def edited(grade_id: str, *pairs) -> str:
-    """The solution of ``grade_id`` with exact text replacements (each must occur once)."""
-    text = submissions.solution_answers(nbformat.read(SOURCE, as_version=4))[grade_id]
-    for old, new in pairs:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
+NOTEBOOK = SourceNotebook(SOURCE, setup=("mnist_setup",), answers=ANSWERS)
+cells, solution, run_hidden_test, edited = NOTEBOOK.cells, NOTEBOOK.solution, NOTEBOOK.run_hidden_test, NOTEBOOK.edited
 
 
 # -- other correct answers earn full points -----------------------------------------------------------

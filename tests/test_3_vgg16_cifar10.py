@@ -8,56 +8,25 @@ import contextlib
 import io
 import re
 
-import nbformat
 import pytest
-import torch
-from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from coursekit import course, submissions
+from coursekit import course
+
+from .notebook_cells import SourceNotebook, lost
 
 ROOT = course.ROOT
 SOURCE = ROOT / "source" / "lab" / "3_vgg16_cifar10.ipynb"
 ANSWERS = ("vgg_a_stats", "vgg_b_datasets", "vgg_c_network", "vgg_d_training", "vgg_e_network")
 
 
-def cells() -> dict:
-    nb = nbformat.read(SOURCE, as_version=4)
-    return {submissions.grade_id(c): c for c in nb.cells if submissions.grade_id(c)}
-
-
-def solution(**replaced) -> dict:
-    """The notebook's namespace after its setup cell and its answer cells (solution, or the given code)."""
-    source = cells()
-    answers = submissions.solution_answers(nbformat.read(SOURCE, as_version=4))
-    namespace = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(source["vgg_setup"].source, "vgg_setup", "exec"), namespace)
-        for grade_id in ANSWERS:
-            exec(compile(replaced.get(grade_id, answers[grade_id]), grade_id, "exec"), namespace)
-    return namespace
-
-
-def run_hidden_test(grade_id: str, namespace: dict) -> tuple[float, str]:
-    """Run a hidden test cell in ``namespace``; return its score and the lines it printed."""
-    code = cells()[grade_id].source.replace("\nrubric.total()", "\n_score = rubric.total()")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, grade_id, "exec"), namespace)
-    return namespace["_score"], out.getvalue()
-
-
-def lost(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines() if "\u2718" in line]
+NOTEBOOK = SourceNotebook(SOURCE, setup=("vgg_setup",), answers=ANSWERS)
+cells, solution, run_hidden_test = NOTEBOOK.cells, NOTEBOOK.solution, NOTEBOOK.run_hidden_test
 
 
 def edited(grade_id: str, *pairs) -> str:
     """The solution of ``grade_id`` with exact text replacements (each must occur)."""
-    text = submissions.solution_answers(nbformat.read(SOURCE, as_version=4))[grade_id]
-    for old, new in pairs:
-        assert old in text, old
-        text = text.replace(old, new)
-    return text
+    return NOTEBOOK.edited(grade_id, *pairs, once=False)
 
 
 # -- the reference ------------------------------------------------------------------------------------

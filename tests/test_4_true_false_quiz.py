@@ -4,9 +4,7 @@ mark schemes and is checked by computation where it can be, and feedback that sh
 from __future__ import annotations
 
 import ast
-import contextlib
 import html
-import io
 import re
 
 import nbformat
@@ -18,16 +16,16 @@ from torch import nn
 from coursekit import course, submissions, trial
 from coursekit.quiz import MISSING, tally
 
+from .notebook_cells import SourceNotebook
+
 ROOT = course.ROOT
 NOTEBOOK = "4_true_false_quiz"
 SOURCE = ROOT / "source" / "exam" / f"{NOTEBOOK}.ipynb"
 QUESTIONS = ("a", "b", "c", "d")
 ROMAN = ("i", "ii", "iii", "iv", "v", "vi")
 
-
-def source_cells() -> dict:
-    nb = nbformat.read(SOURCE, as_version=4)
-    return {submissions.grade_id(c): c for c in nb.cells if submissions.grade_id(c)}
+QUIZ = SourceNotebook(SOURCE, setup=(), answers=())
+source_cells = QUIZ.cells
 
 
 def hidden_key(q: str) -> dict:
@@ -38,11 +36,7 @@ def hidden_key(q: str) -> dict:
 
 def run_hidden_test(q: str, **namespace) -> tuple[float, str]:
     """Run the hidden test cell of 4(q) on ``namespace`` (the student's variables); return (score, output)."""
-    code = source_cells()[f"quiz_{q}_tests"].source.replace("rubric.total()", "_score = rubric.total()")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, f"quiz_{q}_tests", "exec"), namespace)
-    return namespace["_score"], out.getvalue()
+    return QUIZ.run_hidden_test(f"quiz_{q}_tests", namespace)
 
 
 def answers_with(q: str, flip=(), blank=()) -> dict:
