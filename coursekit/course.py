@@ -66,18 +66,31 @@ def copy_course(root: str | Path, target: str | Path) -> Path:
     return target
 
 
-def task_labels(notebook) -> dict[str, str]:
-    """``{grade_id: "3(c)"}`` for the grade cells of a notebook, from the task headings above them."""
-    labels, current = {}, None
+def cells_with_tasks(notebook):
+    """``(task, cell)`` for every cell of a notebook, ``task`` from the task heading above it ("3(c)", or None)."""
+    current = None
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
             match = TASK_HEADING.search(cell.source)
             if match:
                 current = match.group(1)
+        yield current, cell
+
+
+def task_labels(notebook) -> dict[str, str]:
+    """``{grade_id: "3(c)"}`` for the grade cells of a notebook, from the task headings above them."""
+    labels = {}
+    for task, cell in cells_with_tasks(notebook):
         meta = cell.metadata.get("nbgrader", {})
-        if (meta.get("grade") or meta.get("task")) and current:
-            labels[meta["grade_id"]] = current
+        if (meta.get("grade") or meta.get("task")) and task:
+            labels[meta["grade_id"]] = task
     return labels
+
+
+def notebook_task_labels(root: str | Path, assignment: str) -> dict[str, dict[str, str]]:
+    """``{notebook: {grade_id: "3(c)"}}`` for the released notebooks of ``assignment``, in order."""
+    return {nb: task_labels(nbformat.read(Path(root) / "source" / assignment / f"{nb}.ipynb", as_version=4))
+            for nb in released_notebooks(root, assignment)}
 
 
 @dataclass
@@ -96,10 +109,8 @@ def cell_scores(root: str | Path, assignment: str, gradebook=None) -> dict[str, 
     from nbgrader.api import Gradebook
 
     root = Path(root)
-    labels, order = {}, {}
-    for nb in released_notebooks(root, assignment):
-        labels[nb] = task_labels(nbformat.read(root / "source" / assignment / f"{nb}.ipynb", as_version=4))
-        order.update({(nb, grade_id): len(order) for grade_id in labels[nb]})
+    labels = notebook_task_labels(root, assignment)
+    order = {(nb, grade_id): i for i, (nb, ids) in enumerate(labels.items()) for grade_id in ids}  # notebook order
     result = {}
     with contextlib.nullcontext(gradebook) if gradebook is not None else \
             Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:

@@ -38,12 +38,8 @@ def _number(x: float) -> str:
 def task_rows(root: Path, assignment: str, gradebook) -> tuple[list[str], list[dict]]:
     """The task columns of ``assignment`` and one row per student of the gradebook."""
     scores = course.cell_scores(root, assignment, gradebook)
-    tasks: list[str] = []
-    for nb in course.released_notebooks(root, assignment):
-        import nbformat
-
-        labels = course.task_labels(nbformat.read(root / "source" / assignment / f"{nb}.ipynb", as_version=4))
-        tasks += [t for t in labels.values() if t not in tasks]
+    tasks = list(dict.fromkeys(task for labels in course.notebook_task_labels(root, assignment).values()
+                               for task in labels.values()))
     rows = []
     for student in sorted(gradebook.students, key=lambda s: s.id):
         row = {"student_id": student.id, "last_name": student.last_name or "",

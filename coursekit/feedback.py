@@ -11,16 +11,13 @@ test code or a mark scheme.
 from __future__ import annotations
 
 import html
-import re
 
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 from nbformat.v4 import new_markdown_cell
 
 from .course import task_labels
-
-DEDUCTION = re.compile(r"^\s*\u2718\s+(.*)$")
-
+from .grading import deductions
 
 def _cell_text(text: str) -> str:
     return html.escape(" ".join(text.split())).replace("|", "&#124;")
@@ -49,7 +46,7 @@ def summary(nb, waiting: set[str] = frozenset()) -> str:
             earned += float(score)
         for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if output.get("output_type") == "stream":
-                task["lost"] += [m.group(1) for m in map(DEDUCTION.match, output.get("text", "").splitlines()) if m]
+                task["lost"] += [f"{points} {text}" for points, text in deductions(output.get("text", ""))]
             elif output.get("output_type") == "error":
                 task["lost"].append(f"the test cell stopped with {output.get('ename', 'an error')}")
         if meta.get("comment"):

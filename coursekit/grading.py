@@ -33,13 +33,14 @@ import contextlib
 import io
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
 import threading
 import warnings
 
-__all__ = ["Rubric", "Attempt", "CheckTimeout"]
+__all__ = ["Rubric", "Attempt", "CheckTimeout", "deductions"]
 
 _DETAIL_LIMIT = 400
 
@@ -229,3 +230,12 @@ class Rubric:
         mark = "\u2714" if earned >= out_of else "\u2718"
         print(f"  {mark} {earned:g}/{out_of:g}  {text}")
         sys.stdout.flush()
+
+
+_DEDUCTION = re.compile(r"^\s*\u2718\s+(\S+/\S+)\s+(.*)$")
+
+
+def deductions(output: str) -> list[tuple[str, str]]:
+    """``(points, text)`` of every line ``Rubric`` printed in ``output`` for an item that lost points,
+    e.g. ``("0/1", "missing activation function (...)")`` (the feedback and the reports read them)."""
+    return [(m.group(1), m.group(2)) for m in map(_DEDUCTION.match, output.splitlines()) if m]

@@ -22,15 +22,15 @@ import html
 import io
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from . import course
+from .grading import deductions
 
-DEDUCTION = re.compile(r"^\s*\u2718\s+[\d.]+/[\d.]+\s+(.*)$")
 QUIZ_KEY = re.compile(r"^(_key_\w+)\s*=\s*(\{[^}]*\})", re.M)
 QUIZ_ANSWERS = re.compile(r"""globals\(\)\.get\(["'](\w+)["']""")
 
@@ -80,16 +80,15 @@ def gather(root: Path, assignment: str) -> tuple[list[Task], dict[str, float]]:
     scores = course.cell_scores(root, assignment)
     tasks: dict[tuple[str, str], Task] = {}
     grade_task: dict[tuple[str, str], Task] = {}
+    first = next(iter(scores), None)
     for student, rows in scores.items():
         for row in rows:
             task = tasks.setdefault((row.notebook, row.task), Task(row.notebook, row.task, not row.auto))
             grade_task[(row.notebook, row.grade_id)] = task
+            if student == first:  # a task's maximum: its cells' maxima (the same for every student)
+                task.max_score += row.max_score
             previous = task.scores.get(student, 0.0)
             task.scores[student] = None if row.score is None or previous is None else previous + row.score
-    for task in tasks.values():  # the maximum of a task: its cells' maxima (the same for every student)
-        any_student = next(iter(scores))
-        task.max_score = sum(r.max_score for r in scores[any_student]
-                             if r.notebook == task.notebook and r.task == task.label)
     for student in scores:
         for path in (root / "autograded" / student / assignment).glob("*.ipynb"):
             try:
@@ -105,10 +104,8 @@ def gather(root: Path, assignment: str) -> tuple[list[Task], dict[str, float]]:
                     if output.get("output_type") == "error":
                         task.errors += 1
                     elif output.get("output_type") == "stream":
-                        for line in output.get("text", "").splitlines():
-                            match = DEDUCTION.match(line)
-                            if match:
-                                task.deductions[_comment(match.group(1))] += 1
+                        for _, text in deductions(output.get("text", "")):
+                            task.deductions[_comment(text)] += 1
     totals = {s: sum(r.score or 0 for r in rows) for s, rows in scores.items()}
     order = course.released_notebooks(root, assignment)
     ordered = sorted(tasks.values(), key=lambda t: (order.index(t.notebook) if t.notebook in order else 99, t.label))

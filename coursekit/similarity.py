@@ -31,15 +31,9 @@ SOLUTION = "(solution)"
 def answer_cells(nb) -> dict[str, list[str]]:
     """``{task label: [source of each answer code cell]}`` (cells nbgrader marks as solution)."""
     tasks: dict[str, list[str]] = {}
-    current = None
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            match = course.TASK_HEADING.search(cell.source)
-            if match:
-                current = match.group(1)
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution") and current:
-            tasks.setdefault(current, []).append(cell.source)
+    for task, cell in course.cells_with_tasks(nb):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution") and task:
+            tasks.setdefault(task, []).append(cell.source)
     return tasks
 
 
