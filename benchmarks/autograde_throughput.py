@@ -95,14 +95,14 @@ def main() -> int:
         print(f"plain nbconvert --execute, sequential: {baseline:7.1f} s  = {baseline / n:6.1f} s per student")
 
         started = time.perf_counter()
-        outcomes = autograde(root, args.assignment, workers=1, force=True, progress=False)
+        outcomes = autograde(root, args.assignment, workers=1, force=True, progress=False, canary=False)
         one = time.perf_counter() - started
         failed = [o.student for o in outcomes if o.status != "graded"]
         print(f"coursekit autograde, 1 worker:          {one:7.1f} s  = {one / n:6.1f} s per student"
               f"   (x{one / baseline:.2f} the baseline){'  FAILED: ' + ', '.join(failed) if failed else ''}")
 
         started = time.perf_counter()
-        autograde(root, args.assignment, workers=args.workers, force=True, progress=False)
+        autograde(root, args.assignment, workers=args.workers, force=True, progress=False, canary=False)
         many = time.perf_counter() - started
         speedup = one / many
         print(f"coursekit autograde, {args.workers} workers:         {many:7.1f} s  = {many / n:6.1f} s per student"

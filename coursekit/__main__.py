@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--students", default="*", help="only student ids matching this glob")
     grade.add_argument("--workers", type=int, default=None, help="students graded at once (default: CPUs)")
     grade.add_argument("--force", action="store_true", help="grade again students that are already graded")
+    grade.add_argument("--no-canary", action="store_true",
+                       help="do not grade the solution and the untouched release first (they check the environment)")
     commands.add_parser("examples", help="rebuild examples/submissions from examples/*.toml")
     intake = commands.add_parser("import-lms", help="import a learning platform's bulk download into submitted/")
     intake.add_argument("assignment")
@@ -39,6 +41,19 @@ def main(argv: list[str] | None = None) -> int:
     similar = commands.add_parser("similarity", help="pairs of unusually similar answers: reports/<assignment>/similarity-report.html")
     similar.add_argument("assignment")
     similar.add_argument("--threshold", type=float, default=0.5, help="least mean share of overlapping code (0.5)")
+    calibrate = commands.add_parser("calibrate", help="compare the kit's points with a human grader's: "
+                                    "reports/<assignment>/calibration.html")
+    calibrate.add_argument("assignment")
+    calibrate.add_argument("human", type=Path, help="CSV of hand-graded points per student and task "
+                                                    "(the layout of grades/<assignment>-tasks.csv)")
+    audit = commands.add_parser("audit", help="grade mutants of the solutions: how many mistakes do the hidden tests "
+                                "catch? reports/<assignment>/audit.html")
+    audit.add_argument("assignment")
+    audit.add_argument("notebook", nargs="*", help="notebooks to audit (default: all of the assignment)")
+    audit.add_argument("--limit", type=int, default=40, help="mutants per notebook, drawn reproducibly (default 40; "
+                                                            "0: all of them)")
+    audit.add_argument("--seed", type=int, default=0, help="which mutants are drawn")
+    audit.add_argument("--workers", type=int, default=None, help="mutants graded at once (default: CPUs)")
     sheet = commands.add_parser("manual-sheet", help="a CSV of all answers to one text question, to grade in a spreadsheet")
     sheet.add_argument("assignment")
     sheet.add_argument("grade_id", help="the answer cell, e.g. svhn_a_answer")
@@ -71,8 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         grade_examples(args.root, workers=args.workers)
     elif args.command == "autograde":
         from .autograde import autograde, summary
+        from .canary import CanaryFailed
 
-        outcomes = autograde(args.root, args.assignment, args.students, args.workers, args.force)
+        try:
+            outcomes = autograde(args.root, args.assignment, args.students, args.workers, args.force,
+                                 canary=not args.no_canary)
+        except CanaryFailed as failed:
+            print(f"error: {failed}", file=sys.stderr)
+            return 2
         print(summary(outcomes))
         print(f"report: {args.root / 'reports' / args.assignment / 'grading-report.md'}")
         return 1 if any(o.status == "failed" for o in outcomes) else 0
@@ -84,6 +105,31 @@ def main(argv: list[str] | None = None) -> int:
         from .similarity import similarity_report
 
         print(similarity_report(args.root, args.assignment, threshold=args.threshold))
+    elif args.command == "calibrate":
+        from .calibrate import calibration, write_report
+
+        try:
+            result = calibration(args.root, args.assignment, args.human)
+        except (OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(result.summary())
+        print(f"report: {write_report(args.root, result)}")
+    elif args.command == "audit":
+        from .audit import audit as run_audit, write_report as write_audit
+
+        from .course import released_notebooks
+
+        known = released_notebooks(args.root, args.assignment)
+        unknown = [nb for nb in args.notebook if nb not in known]
+        if unknown:
+            print(f"error: {', '.join(unknown)} not in {args.assignment} ({', '.join(known)})", file=sys.stderr)
+            return 1
+        result = run_audit(args.root, args.assignment, args.notebook or None, limit=args.limit or None,
+                           seed=args.seed, workers=args.workers)
+        print(result.summary())
+        print(f"report: {write_audit(args.root, result)}")
+        return 1 if result.baseline else 0
     elif args.command in ("manual-sheet", "manual-import"):
         from . import manual
 

@@ -23,9 +23,11 @@ node is the output.  Everything here is computed in float64 with torch autograd:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import numbers
 import operator
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -343,6 +345,24 @@ def grade_forward(graph, forward_trace) -> TraceGrade:
     return _best(grades)
 
 
+def _partials(op: str, inputs: list[list[float]], outputs: list[float], position: int) -> set[float]:
+    """Every value a correct expression of d(node)/d(input at ``position``) can have, given candidate values of the
+    node's inputs (``inputs[k]``: the choices for input k) and of the node itself: d exp(a)/da written as exp(a) or as
+    the node's own value, d(a/b)/db as -a/b^2 or -(a/b)/b, d(a*b)/da as b, ..."""
+    found = set()
+    for values in itertools.product(*inputs):
+        try:
+            found.add(_partial(op, list(values), position))
+        except (ArithmeticError, ValueError):
+            pass
+        for out in outputs:
+            if op == "exp":
+                found.add(out)
+            elif op == "div" and position == 1 and values[1] != 0:
+                found.add(-out / values[1])
+    return found
+
+
 def _backward_own(nodes, forward: dict, backward: dict) -> TraceGrade:
     values, adjoints = torch_trace(nodes)
     output = nodes[-1][0]
@@ -350,29 +370,29 @@ def _backward_own(nodes, forward: dict, backward: dict) -> TraceGrade:
     for node, op, args in nodes:
         for position, arg in enumerate(args):
             consumers.setdefault(arg, []).append((node, op, args, position))
-    own_values = {**{n: forward.get(n) if forward.get(n) is not None else values[n] for n in values}, **X}
 
-    def carried(name, at):
-        total = 0.0
+    def choices(name):
+        """The values of a node or input a student may have used: the true one and their own."""
+        own = X.get(name, forward.get(name))
+        return [values[name]] + ([own] if own is not None and not close(own, values[name]) else [])
+
+    def carried_values(name) -> set[float]:
+        """Every sum over the consumers of ``name`` of adjoint * local derivative, each from the true or the
+        student's own values, in any correct form (error carried forward)."""
+        terms = []
         for node, op, args, position in consumers.get(name, []):
-            adjoint = 1.0 if node == output else backward.get(node)
-            adjoint = adjoints[node] if adjoint is None else adjoint
-            total += adjoint * _partial(op, [at[a] for a in args], position)
-        return total
+            adjoint_choices = [1.0] if node == output else [adjoints[node]] + (
+                [backward[node]] if backward.get(node) is not None and not close(backward[node], adjoints[node]) else [])
+            partials = _partials(op, [choices(a) for a in args], choices(node), position)
+            terms.append({a * p for a in adjoint_choices for p in partials})
+        return {sum(combination) for combination in itertools.product(*terms)} if terms else set()
 
     right, wrong = 0, []
     for name in [n for n, _, _ in nodes] + list(X):
         got, want = backward.get(name), adjoints[name]
         ok = close(got, want)
         if not ok and got is not None and name != output:
-            for at in (values, own_values):  # the true forward values, or the student's own
-                try:
-                    value = carried(name, at)
-                except (ArithmeticError, ValueError):
-                    continue
-                if abs(value) > TOL and close(got, value):
-                    ok = True
-                    break
+            ok = any(abs(value) > TOL and close(got, value) for value in carried_values(name))
         right += ok
         if not ok:
             wrong.append(f"d y/d {name} = {_fmt(got)}, expected {want:.7g}")
@@ -405,6 +425,37 @@ def _backward_matched(reference, forward: dict, backward: dict) -> TraceGrade:
         if not close(got, want):
             wrong.append(f"d y/d {name} = {_fmt(got)}, expected {want:.7g}")
     return TraceGrade(right, len(reference) + len(X), _basis(reference), wrong)
+
+
+def missing_forward(graph, forward_trace) -> list[str]:
+    """The nodes of the student's own graph that have no value in their forward trace (e.g. the 1(b) cell stopped
+    with an error), in graph order; [] when the graph is unusable."""
+    nodes = _own_nodes(graph)
+    if nodes is None:
+        return []
+    trace = as_dict(forward_trace)
+    return [name for name, _, _ in nodes if trace.get(name) is None]
+
+
+def answer_code(history, variable: str) -> str | None:
+    """The code of the last cell in the kernel's input history (IPython's ``In``) that assigns ``variable``: the
+    student's answer cell, to run it again (hidden test cells, which only read it, are skipped)."""
+    assigns = re.compile(rf"^\s*{re.escape(variable)}\s*(\[[^\]]*\])?\s*=[^=]", re.M)
+    for source in reversed(list(history or [])):
+        if isinstance(source, str) and assigns.search(source) and "BEGIN HIDDEN TESTS" not in source \
+                and "Rubric(" not in source:
+            return source
+    return None
+
+
+def completed_forward(graph, forward_trace) -> dict:
+    """The student's forward trace with the reference values of their own graph where theirs are missing."""
+    values, _ = torch_trace(_own_nodes(graph))
+    trace = dict(forward_trace) if isinstance(forward_trace, dict) else {}
+    for name, value in values.items():
+        if number(trace.get(name)) is None:
+            trace[name] = value
+    return trace
 
 
 def grade_backward(graph, forward_trace, backward_trace) -> TraceGrade:

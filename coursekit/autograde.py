@@ -10,7 +10,8 @@ grading, so the student's other notebooks are still graded.
 
 At the end ``reports/<assignment>/grading-report.md`` lists, per student, what went wrong
 while grading (crashes, timeouts, repairs, restored tampering) and the notebooks flagged for
-manual review.
+manual review, among them every task of which an exception of the student's code decided at
+least half the points (the rubric's "not checked" lines): a TA looks at exactly those.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import nbformat
 
 from . import course, download
+from .grading import cell_records, decided_by_exception
 
 MARKER = ".coursekit-graded"
 UNREADABLE = ".unreadable"
@@ -75,6 +77,42 @@ def set_aside_unreadable(root: Path, assignment: str, student: str) -> list[str]
     return problems
 
 
+def recognise_renamed(root: Path, assignment: str, student: str, index=None) -> list[str]:
+    """Give every submitted notebook its released name, recognising it by its content as ``import-lms`` does.
+
+    nbgrader grades only ``<released name>.ipynb``; a "Copy of 4_true_false_quiz.ipynb" or "exam (1).ipynb" that
+    lands in ``submitted/`` (by ``zip_collect``, by hand) would be skipped without a word.  A file whose content
+    clearly matches one released notebook that has no file of its own yet is renamed to it; anything else
+    (no match, an ambiguous match, an older second copy) is kept under its name, which nbgrader ignores, and said.
+    Returns one line per file, for the grading report."""
+    from .intake import ReleaseIndex
+
+    folder = root / "submitted" / student / assignment
+    released = set(course.released_notebooks(root, assignment))
+    # the newest first: of two copies of one notebook the newest gets its name, as import-lms keeps the newest upload
+    strays = sorted((p for p in folder.glob("*.ipynb") if p.stem not in released),
+                    key=lambda p: (-p.stat().st_mtime, p.name))
+    if not strays:
+        return []
+    index = index or ReleaseIndex(root / "release" / assignment)
+    said = []
+    for path in strays:
+        try:
+            notebook, reason = index.match(nbformat.read(path, as_version=4))
+        except Exception as exc:  # noqa: BLE001 - unreadable files were set aside before
+            notebook, reason = None, f"it could not be read ({' '.join(str(exc).split())[:120]})"
+        target = folder / f"{notebook}.ipynb" if notebook else None
+        if target is not None and not target.exists():
+            path.rename(target)
+            said.append(f"{path.name} was graded as {target.name}: its {reason}")
+        elif target is not None:
+            said.append(f"{path.name} was not graded: it is a second copy of {notebook} ({reason}); "
+                        f"{target.name} was graded")
+        else:
+            said.append(f"{path.name} was not graded: {reason}")
+    return said
+
+
 def _error_summary(output: str) -> str:
     lines = [line for line in output.splitlines() if "Error" in line or "ERROR" in line]
     useful = [line for line in lines if "Please see the" not in line and "Traceback" not in line]
@@ -86,6 +124,7 @@ def grade_student(root: Path, assignment: str, student: str, force: bool, timeou
     marker = root / "autograded" / student / assignment / MARKER
     started = time.perf_counter()
     problems = set_aside_unreadable(root, assignment, student)
+    problems += recognise_renamed(root, assignment, student)
     stamp = fingerprint(root, assignment, student)
     if not force and marker.exists() and marker.read_text() == stamp:
         return Outcome(student, "skipped")
@@ -112,12 +151,18 @@ def grade_student(root: Path, assignment: str, student: str, force: bool, timeou
 
 def autograde(root: str | Path, assignment: str, students: str = "*", workers: int | None = None,
               force: bool = False, progress: bool = True, timeout: float | None = None,
-              env: dict | None = None) -> list[Outcome]:
+              env: dict | None = None, canary: bool = True, say=None) -> list[Outcome]:
     """Grade every student of ``assignment`` whose id matches ``students``; see the module docstring.
 
-    ``env``: extra environment variables for the nbgrader processes (e.g. the offline data)."""
+    ``env``: extra environment variables for the nbgrader processes (e.g. the offline data); ``canary``: grade the
+    solution and the untouched release first and stop (``CanaryFailed``) when they do not get what they must."""
     root = Path(root).resolve()
     names = students_of(root, assignment, students)
+    if canary and names:
+        from . import canary as canaries
+
+        said = canaries.check(root, assignment, env, workers, say=say or (lambda text: print(text, file=sys.stderr)))
+        (say or (lambda text: print(text, file=sys.stderr)))(said)
     data_warning = download.warning(root, course.released_notebooks(root, assignment), {**os.environ, **(env or {})})
     if data_warning and names:
         print(f"WARNING: {data_warning}", file=sys.stderr)
@@ -146,13 +191,21 @@ def autograde(root: str | Path, assignment: str, students: str = "*", workers: i
 
 # ---------------------------------------------------------------------------- the report
 def notebook_findings(root: Path, assignment: str, student: str) -> dict[str, dict]:
-    """What SafeExecute and the repair step recorded in each autograded notebook."""
+    """What SafeExecute and the repair step recorded in each autograded notebook, and (under ``"decided"``) the
+    tasks of which an exception of the student's code decided at least half the points."""
     found = {}
     for path in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
         try:
-            meta = nbformat.read(path, as_version=4).metadata.get("coursekit", {})
+            nb = nbformat.read(path, as_version=4)
         except Exception:  # noqa: BLE001
             continue
+        meta = dict(nb.metadata.get("coursekit", {}))
+        meta["decided"] = []
+        for record in cell_records(nb).values():
+            points, comment = decided_by_exception(record)
+            if points and points >= record.get("points", 0) / 2:
+                meta["decided"].append({"task": record.get("task", "?"), "points": points,
+                                        "of": record.get("points", 0), "comment": comment})
         found[path.stem] = meta
     return found
 
@@ -178,6 +231,10 @@ def write_report(root: Path, assignment: str, outcomes: list[Outcome], warnings:
                 what = sorted({t["what"] for t in meta["tampering"]})
                 review.append(f"- **{outcome.student}** `{notebook}`: the notebook changed {', '.join(what)} "
                               "(restored before the tests; check whether it tried to fake its score)")
+            for decided in meta.get("decided", []):
+                review.append(f"- **{outcome.student}** `{notebook}` {decided['task']}: {decided['points']:g} of "
+                              f"{decided['of']:g} points were decided by an exception, not by what the lines check "
+                              f"({decided['comment']}): read the code and grade by hand if the rest is right")
             for flag in meta.get("flags", []):
                 review.append(f"- **{outcome.student}** `{notebook}` {flag['cell']}, line {flag['line']}: "
                               f"{flag['reason']}: `{flag['code']}`")

@@ -16,6 +16,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent  # the course repository this package lives in
 
 TASK_HEADING = re.compile(r"^#{1,6}\s*(\d+\([a-z]\))", re.M)
+BONUS_HEADING = re.compile(r"^#{1,6}\s*(\d+\([a-z]\))\s*Bonus\b", re.M | re.I)  # "### 3(e) Bonus: ... (3 points)"
 
 
 def assignments(root: str | Path = ROOT) -> dict[str, list[str]]:
@@ -77,6 +78,12 @@ def cells_with_tasks(notebook):
         yield current, cell
 
 
+def bonus_tasks(notebook) -> set[str]:
+    """The tasks whose heading says "Bonus": their points come on top of the notebook's maximum."""
+    return {m.group(1) for cell in notebook.cells if cell.cell_type == "markdown"
+            for m in BONUS_HEADING.finditer(cell.source)}
+
+
 def task_labels(notebook) -> dict[str, str]:
     """``{grade_id: "3(c)"}`` for the grade cells of a notebook, from the task headings above them."""
     labels = {}
@@ -101,6 +108,7 @@ class CellScore:
     score: float | None  # None: waiting for manual grading
     max_score: float
     auto: bool  # graded by tests (True) or by hand (False)
+    bonus: bool = False  # a bonus task: its points come on top of the maximum
 
 
 def cell_scores(root: str | Path, assignment: str, gradebook=None) -> dict[str, list[CellScore]]:
@@ -110,6 +118,8 @@ def cell_scores(root: str | Path, assignment: str, gradebook=None) -> dict[str, 
 
     root = Path(root)
     labels = notebook_task_labels(root, assignment)
+    bonus = {nb: bonus_tasks(nbformat.read(root / "source" / assignment / f"{nb}.ipynb", as_version=4))
+             for nb in labels}
     order = {(nb, grade_id): i for i, (nb, ids) in enumerate(labels.items()) for grade_id in ids}  # notebook order
     result = {}
     with contextlib.nullcontext(gradebook) if gradebook is not None else \
@@ -121,9 +131,9 @@ def cell_scores(root: str | Path, assignment: str, gradebook=None) -> dict[str, 
                     auto = grade.cell_type == "code"
                     waiting = not auto and grade.manual_score is None and grade.auto_score is None
                     score = None if waiting else float(grade.score)
-                    rows.append(CellScore(notebook.name, grade.name,
-                                          labels.get(notebook.name, {}).get(grade.name, grade.name),
-                                          score, grade.max_score, auto))
+                    task = labels.get(notebook.name, {}).get(grade.name, grade.name)
+                    rows.append(CellScore(notebook.name, grade.name, task, score, grade.max_score, auto,
+                                          task in bonus.get(notebook.name, set())))
             result[submission.student.id] = sorted(rows, key=lambda r: order.get((r.notebook, r.grade_id), len(order)))
     return result
 
@@ -158,10 +168,13 @@ def score_table(root: str | Path, assignment: str, students: list[str] | None = 
         manual = [r for r in scores[student] if not r.auto]
         graded = sum(r.score for r in manual if r.score is not None)
         waiting = sum(1 for r in manual if r.score is None)
-        possible = sum(r.max_score for r in scores[student])
+        possible = sum(r.max_score for r in scores[student] if not r.bonus)
+        extra = sum(r.max_score for r in scores[student] if r.bonus)
         lines.append([student] + cells + [f"{auto:g}", f"{graded:g}" + (f" ({waiting} open)" if waiting else ""),
-                      f"{auto + graded:g}/{possible:g}"])
+                      f"{auto + graded:g}/{possible:g}" + (f" (+{extra:g} bonus)" if extra else "")])
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)] if lines else [len(h) for h in header]
     render = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in [header] + lines]
-    legend = "? = text answer waiting for manual grading"
+    legend = "? = text answer waiting for manual grading" + (
+        "; bonus points count in the total, on top of the maximum" if any(r.bonus for rows in scores.values()
+                                                                         for r in rows) else "")
     return "\n".join(render + [legend])

@@ -5,9 +5,10 @@ writes, besides nbgrader's own ``grades.csv`` (one row per student and assignmen
 for every assignment in ``grades/``:
 
 * ``<assignment>-tasks.csv``: one row per student, one column per task (``3(d)``: the points of
-  all its cells, automatic and manual), then ``auto``, ``manual``, ``manual_open`` (text answers
-  not graded yet), ``total`` and ``max``.  Empty task cells: not submitted, or a text answer
-  waiting for its grader.
+  all its cells, automatic and manual), then ``auto``, ``manual``, ``bonus`` (the points of bonus
+  tasks, already in ``auto``/``manual``), ``manual_open`` (text answers not graded yet), ``total`` and
+  ``max``, the maximum *without* the bonus tasks (the lab: 30, its bonus of 3 on top).  Empty task
+  cells: not submitted, or a text answer waiting for its grader.
 * ``<assignment>-moodle.csv``: Moodle's *Import grades from CSV* layout (map "Email address" or
   "ID number" to the user, the assignment column to the grade item).
 * ``<assignment>-canvas.csv``: Canvas's gradebook import layout (``Student``, ``ID``,
@@ -48,7 +49,7 @@ def task_rows(root: Path, assignment: str, gradebook) -> tuple[list[str], list[d
         row["submitted"] = "yes" if cells is not None else "no"
         if cells is None:
             row.update({t: "" for t in tasks})
-            row.update(auto="", manual="", manual_open="", total="", max="")
+            row.update(auto="", manual="", bonus="", manual_open="", total="", max="")
             rows.append(row)
             continue
         for task in tasks:
@@ -57,8 +58,9 @@ def task_rows(root: Path, assignment: str, gradebook) -> tuple[list[str], list[d
         auto = sum(c.score or 0 for c in cells if c.auto)
         manual = sum(c.score for c in cells if not c.auto and c.score is not None)
         row.update(auto=_number(auto), manual=_number(manual),
+                   bonus=_number(sum(c.score or 0 for c in cells if c.bonus)),
                    manual_open=str(sum(1 for c in cells if not c.auto and c.score is None)),
-                   total=_number(auto + manual), max=_number(sum(c.max_score for c in cells)))
+                   total=_number(auto + manual), max=_number(sum(c.max_score for c in cells if not c.bonus)))
         rows.append(row)
     return tasks, rows
 
@@ -88,7 +90,7 @@ class TaskExportPlugin(CsvExportPlugin):
                 rows = [r for r in rows if r["student_id"] in {str(s) for s in self.student}]
             self.write(out / f"{name}-tasks.csv",
                        ["student_id", "last_name", "first_name", "email", "submitted", *tasks,
-                        "auto", "manual", "manual_open", "total", "max"], rows)
+                        "auto", "manual", "bonus", "manual_open", "total", "max"], rows)
             self.write(out / f"{name}-moodle.csv", ["First name", "Last name", "ID number", "Email address", name],
                        [{"First name": r["first_name"], "Last name": r["last_name"], "ID number": r["student_id"],
                          "Email address": r["email"], name: lms_grade(r)} for r in rows])

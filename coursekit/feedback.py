@@ -3,9 +3,10 @@
 ``TaskSummary`` runs in ``nbgrader generate_feedback`` right after nbgrader's ``GetGrades``
 (``nbgrader_config.py``), which has put each graded cell's score, points and grader comment into
 its metadata.  It adds a first cell with the notebook's score and one row per task (``3(d)``):
-points earned of possible, and every deduction (the ``✘`` lines the hidden tests printed, and the
-grader's comment on a text answer).  It reads only scores, outputs and comments, never the hidden
-test code or a mark scheme.
+points earned of possible, and every deduction (the lines of the record each hidden test's rubric
+published, never text the student's code printed, and the grader's comment on a text answer).
+It reads only scores, records and comments, never the hidden test code or a mark scheme, and
+removes the records from the page.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 from nbformat.v4 import new_markdown_cell
 
-from .course import task_labels
-from .grading import deductions
+from .course import bonus_tasks, task_labels
+from .grading import lost_lines, rubric_record, strip_records
+
 
 def _cell_text(text: str) -> str:
     return html.escape(" ".join(text.split())).replace("|", "&#124;")
@@ -26,38 +28,45 @@ def _cell_text(text: str) -> str:
 def summary(nb, waiting: set[str] = frozenset()) -> str:
     """The summary's markdown; ``waiting``: grade ids of text answers not graded yet."""
     labels = task_labels(nb)
+    bonus = bonus_tasks(nb)
     tasks: dict[str, dict] = {}
-    earned = possible = 0.0
+    earned = possible = extra = 0.0
     open_answers = 0
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade") or "points" not in meta:
             continue
-        task = tasks.setdefault(labels.get(meta.get("grade_id"), meta.get("grade_id")),
-                                {"earned": 0.0, "possible": 0.0, "open": False, "lost": []})
+        task_label = labels.get(meta.get("grade_id"), meta.get("grade_id"))
+        task = tasks.setdefault(task_label, {"earned": 0.0, "possible": 0.0, "open": False, "lost": []})
         score, points = meta.get("score"), float(meta.get("points") or 0)
         task["possible"] += points
-        possible += points
+        if task_label in bonus:
+            extra += points
+        else:
+            possible += points
         if score is None or meta.get("grade_id") in waiting:
             task["open"] = True
             open_answers += 1
         else:
             task["earned"] += float(score)
             earned += float(score)
+        record = rubric_record(cell)
+        if record is not None:
+            task["lost"] += [f"{line['earned']:g}/{line['points']:g} {line['comment']}" for line in lost_lines(record)]
         for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            if output.get("output_type") == "stream":
-                task["lost"] += [f"{points} {text}" for points, text in deductions(output.get("text", ""))]
-            elif output.get("output_type") == "error":
+            if output.get("output_type") == "error":
                 task["lost"].append(f"the test cell stopped with {output.get('ename', 'an error')}")
         if meta.get("comment"):
             task["lost"].append(f"grader: {meta['comment']}")
     style = 'style="border:1px solid #bbb;padding:3px 8px;text-align:left;vertical-align:top"'
     rows = []
     for label, task in tasks.items():
-        points = f"{'?' if task['open'] else format(task['earned'], 'g')} / {task['possible']:g}"
+        points = (f"{'?' if task['open'] else format(task['earned'], 'g')} / {task['possible']:g}"
+                  + (" bonus" if label in bonus else ""))
         lost = "<br>".join(_cell_text(x) for x in task["lost"]) or ("not graded yet" if task["open"] else "&ndash;")
         rows.append(f"<tr><td {style}>{_cell_text(label)}</td><td {style}>{points}</td><td {style}>{lost}</td></tr>")
     heading = (f"### Your score: {earned:g} / {possible:g} points"
+               + (f" (bonus included; up to {extra:g} bonus points on top of the {possible:g})" if extra else "")
                + (f" ({open_answers} text answer{'s' if open_answers != 1 else ''} not graded yet)" if open_answers else ""))
     return (heading + "\n\n<table style=\"border-collapse:collapse\">"
             f"<tr><th {style}>task</th><th {style}>points</th><th {style}>what cost points, and comments</th></tr>"
@@ -71,6 +80,7 @@ class TaskSummary(Preprocessor):
 
     def preprocess(self, nb, resources):
         cell = new_markdown_cell(summary(nb, self.waiting(resources)))
+        strip_records(nb)
         cell.metadata["coursekit_summary"] = True
         nb.cells.insert(0, cell)
         return nb, resources

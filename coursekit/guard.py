@@ -30,8 +30,10 @@ REPORT_EXPRESSION = "_coursekit_guard_report"
 
 _MODULES = ("builtins", "os", "signal", "time", "io", "contextlib", "warnings", "tempfile", "threading", "math",
             "coursekit.grading", "coursekit.inspect", "coursekit.fixtures", "coursekit.autodiff", "coursekit.quiz",
+            "coursekit.gradcam",
             "torch", "torch.nn.functional", "torch.testing", "numpy", "numpy.testing")
 _CLASSES = (("coursekit.grading", "Rubric"), ("coursekit.grading", "_Check"), ("coursekit.grading", "Attempt"),
+            ("coursekit.grading", "Crash"), ("coursekit.inspect", "TracedRun"), ("coursekit.gradcam", "FeatureTap"),
             ("torch", "Tensor"), ("torch.nn", "Module"))
 _SYS = ("stdout", "stderr", "displayhook", "__stdout__", "__stderr__")
 _KERNEL_OWNED = ("_", "__", "___", "input", "raw_input")  # ipykernel sets these for every request

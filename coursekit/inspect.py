@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .grading import Crash, _crash_text, _is_stub
+
 ACTIVATIONS = frozenset({
     "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "selu_", "celu", "celu_",
     "gelu", "silu", "mish", "tanh", "tanh_", "sigmoid", "sigmoid_", "hardtanh", "hardtanh_", "softplus",
@@ -37,9 +39,13 @@ class _Recorder(TorchFunctionMode):
     def __init__(self):
         super().__init__()
         self.calls: list[str] = []
+        self.linear_inputs: list[tuple] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls.append(_name(func))
+        name = _name(func)
+        self.calls.append(name)
+        if name == "linear" and args and torch.is_tensor(args[0]):
+            self.linear_inputs.append(tuple(args[0].shape))
         return func(*args, **(kwargs or {}))
 
 
@@ -57,10 +63,42 @@ class TracedRun:
     error: str | None = None
     calls: list = field(default_factory=list)
     convs: list = field(default_factory=list)
+    linear_inputs: list = field(default_factory=list)  # the input shape of every linear layer call, in order
+    crash: str | None = None  # "your `forward` raised ...", when the student's code raised
+    stub: bool = False        # ... and that exception was the stub's NotImplementedError
 
     @property
     def built(self) -> bool:
         return self.model is not None
+
+    def require_model(self) -> nn.Module:
+        """The network; the line is "not checked" when building it raised."""
+        if self.model is None:
+            self._fail()
+        return self.model
+
+    def require_output(self) -> torch.Tensor:
+        """The forward pass's output; the line is "not checked" when the network's code raised."""
+        self.require_model()
+        if self.error is not None:
+            self._fail()
+        return self.output
+
+    def stopped(self, before: str):
+        """Fail a line whose evidence is missing because the forward pass stopped before ``before``: "not checked"
+        when the student's code raised there."""
+        if self.crash is not None:
+            raise Crash(f"{self.crash} before {before}", stub=self.stub)
+        raise AssertionError(f"the forward pass stopped before {before}: {self.error}")
+
+    def has_module(self, *types) -> bool:
+        """Whether the network holds a module of one of ``types`` (e.g. nn.Dropout)."""
+        return self.model is not None and any(isinstance(m, types) for m in self.model.modules())
+
+    def _fail(self):
+        if self.crash is not None:
+            raise Crash(self.crash, stub=self.stub)
+        raise AssertionError(self.error or "the network could not be run")
 
     def used(self, names) -> bool:
         """Whether any of ``names`` was called in the forward pass."""
@@ -88,6 +126,7 @@ def run_traced(factory, x: torch.Tensor, train: bool = True) -> TracedRun:
         model = factory()
     except Exception as exc:  # noqa: BLE001
         run.error = f"building the network raised {type(exc).__name__}: {exc}"
+        run.crash, run.stub = _crash_text(exc), _is_stub(exc)
         return run
     run.model = model
     model.train(train)
@@ -108,8 +147,10 @@ def run_traced(factory, x: torch.Tensor, train: bool = True) -> TracedRun:
             run.error = f"forward returned {type(run.output).__name__}, not a tensor"
     except Exception as exc:  # noqa: BLE001
         run.error = f"{type(exc).__name__}: {exc}"
+        run.crash, run.stub = _crash_text(exc), _is_stub(exc)
     finally:
         for hook in hooks:
             hook.remove()
     run.calls = recorder.calls
+    run.linear_inputs = recorder.linear_inputs
     return run

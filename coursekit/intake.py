@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -62,8 +63,8 @@ def extract(archive: Path, target: Path) -> None:
             if info.is_dir() or name.startswith("__MACOSX/") or os.path.basename(name).startswith("._"):
                 continue
             path = (target / name).resolve()
-            if not str(path).startswith(str(target.resolve())):  # no "../" escapes
-                continue
+            if not path.is_relative_to(target.resolve()) or stat.S_ISLNK(info.external_attr >> 16):
+                continue  # no "../", absolute or symbolic-link entries: nothing lands outside the target
             path.parent.mkdir(parents=True, exist_ok=True)
             with z.open(info) as src, open(path, "wb") as dst:
                 shutil.copyfileobj(src, dst)

@@ -2,7 +2,8 @@
 
 Each step is the nbgrader command an instructor runs by hand (printed before it
 runs): generate the release, collect the submissions, autograde, generate the
-feedback, export the grades; then a per-student, per-task score table.  Only the
+feedback, export the grades; then a per-student, per-task score table, the reports, and the
+calibration of the kit's points against the human grades of ``examples/human-grades/``.  Only the
 example students (ids ``example_*``) are touched, so real submissions in the
 same course folder are left alone.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from . import course, offline
 from .autograde import autograde, summary
+from .calibrate import calibration, write_report
 from .course import ROOT
 from .report import instructor_report
 from .similarity import similarity_report
@@ -78,7 +80,7 @@ def grade_examples(root: str | Path = ROOT, say=print, workers: int | None = Non
     for assignment in assignments:
         t = _step(f"Autograde '{assignment}' in parallel (grading mode: tiny data, one epoch; "
                   f"each student: nbgrader autograde {assignment} --student=<id>)", say)
-        outcomes = autograde(root, assignment, students=EXAMPLE_STUDENTS, workers=workers, force=True)
+        outcomes = autograde(root, assignment, students=EXAMPLE_STUDENTS, workers=workers, force=True, say=say)
         say(summary(outcomes) + f" in {time.perf_counter() - t:.0f} s; "
             f"report: reports/{assignment}/grading-report.md")
         _step(f"Feedback for '{assignment}' (feedback/<student>/{assignment}/*.html)", say)
@@ -92,6 +94,15 @@ def grade_examples(root: str | Path = ROOT, say=print, workers: int | None = Non
     for assignment in assignments:
         for path in (instructor_report(root, assignment), similarity_report(root, assignment)):
             say(f"  {path.relative_to(root)}")
+
+    for assignment in assignments:
+        human = root / "examples" / "human-grades" / f"{assignment}.csv"
+        if human.exists():
+            _step(f"Calibration of '{assignment}' against human grades "
+                  f"(python -m coursekit calibrate {assignment} {human.relative_to(root)})", say)
+            result = calibration(root, assignment, human)
+            say(result.summary())
+            say(f"  {write_report(root, result).relative_to(root)}")
 
     report = "\n\n".join(tables)
     say("\n" + report)

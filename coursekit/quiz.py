@@ -7,8 +7,10 @@ scores below 0.  The hidden test cell of a question holds the key and does the a
 
     rubric = Rubric("4(a)", points=5)
     _key_4a = {"i": True, "ii": True, "iii": False, "iv": True, "v": False}
-    _read = rubric.attempt(tally, _key_4a, globals().get("answers_4a", MISSING), "answers_4a")
+    _answers, _where = find_answers(globals(), "answers_4a")
+    _read = rubric.attempt(tally, _key_4a, _answers, "answers_4a")
     _t = _read.value if _read.ok else Tally.unreadable(_key_4a, "answers_4a", _read.error)
+    _t.notes[:0] = [_where] if _where else []
     rubric.award(max(0.0, _t.right - 0.5 * _t.wrong), len(_key_4a), _t.summary(), _t.comment())
     del _key_4a, _read, _t  # later cells of the notebook must not see the key
     rubric.total()
@@ -31,7 +33,7 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["MISSING", "Tally", "tally", "read_value", "RIGHT", "WRONG"]
+__all__ = ["MISSING", "Tally", "tally", "find_answers", "read_value", "RIGHT", "WRONG"]
 
 RIGHT, WRONG = 1.0, 0.5  # marks per right and per wrong answer (the wrong one is subtracted)
 
@@ -117,6 +119,25 @@ class Tally:
         """Every statement unanswered, because reading the student's answers failed."""
         return cls(unanswered=len(key), notes=[f"{name} could not be read ({error}): "
                                                f"all {len(key)} statements counted as unanswered"])
+
+
+def _spelling(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum()).replace("answers", "answer")
+
+
+def find_answers(namespace: Mapping, name: str) -> tuple[object, str | None]:
+    """``(answers, note)``: the student's variable ``name``, or, when it is not defined, the one variable holding a
+    dict or list whose name is spelled like it (``answer_4d``, ``Answers4d``): a human reads the answers wherever
+    they are.  ``note`` says so (None when the variable is where it belongs); MISSING when there is none."""
+    if name in namespace:
+        return namespace[name], None
+    wanted = _spelling(name)
+    found = [key for key, value in list(namespace.items())
+             if isinstance(key, str) and not key.startswith("_") and _spelling(key) == wanted
+             and isinstance(value, (Mapping, list, tuple))]
+    if len(found) == 1:
+        return namespace[found[0]], f"your answers were read from {found[0]} (the cell asks for {name})"
+    return MISSING, None
 
 
 def tally(key: Mapping[str, bool], answers, name: str) -> Tally:

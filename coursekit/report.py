@@ -6,8 +6,8 @@ from the gradebook and the autograded notebooks:
 * the distribution of the scores per notebook (histograms);
 * per task: difficulty (mean share of the points) and discrimination (correlation of the task's
   points with the rest of the assignment), as a table and a plot;
-* the most frequent deduction comments of every task (the ``✘`` lines the hidden tests print,
-  without the student-specific detail in the last parentheses);
+* the most frequent deduction comments of every task (the lines of the rubric records the hidden
+  tests publish, without the student-specific detail in the last parentheses);
 * for the true/false quiz: per statement, the share of right, wrong and unanswered answers (read
   from the answer cells without running them: ``ast.literal_eval``);
 * warnings for tasks that look broken: nobody scored, everybody got full points, or the test cell
@@ -29,10 +29,10 @@ from pathlib import Path
 import nbformat
 
 from . import course
-from .grading import deductions
+from .grading import lost_lines, rubric_record
 
 QUIZ_KEY = re.compile(r"^(_key_\w+)\s*=\s*(\{[^}]*\})", re.M)
-QUIZ_ANSWERS = re.compile(r"""globals\(\)\.get\(["'](\w+)["']""")
+QUIZ_ANSWERS = re.compile(r"""find_answers\(globals\(\), ["'](\w+)["']""")
 
 
 @dataclass
@@ -100,12 +100,10 @@ def gather(root: Path, assignment: str) -> tuple[list[Task], dict[str, float]]:
                 task = grade_task.get((path.stem, meta.get("grade_id")))
                 if cell.cell_type != "code" or not meta.get("grade") or task is None:
                     continue
-                for output in cell.get("outputs", []):
-                    if output.get("output_type") == "error":
-                        task.errors += 1
-                    elif output.get("output_type") == "stream":
-                        for _, text in deductions(output.get("text", "")):
-                            task.deductions[_comment(text)] += 1
+                task.errors += sum(output.get("output_type") == "error" for output in cell.get("outputs", []))
+                for line in lost_lines(rubric_record(cell) or {}):
+                    text = f"not checked (an exception): {line['what']}" if line.get("crashed") else line["comment"]
+                    task.deductions[_comment(text)] += 1
     totals = {s: sum(r.score or 0 for r in rows) for s, rows in scores.items()}
     order = course.released_notebooks(root, assignment)
     ordered = sorted(tasks.values(), key=lambda t: (order.index(t.notebook) if t.notebook in order else 99, t.label))

@@ -6,7 +6,8 @@ autograding (``nbgrader_config.py``).  The kernel runs under ``bwrap`` with:
 * no network (its own network namespace; kernel and grader talk over Unix sockets
   in a private folder instead of TCP);
 * a read-only view of the system, the Python installation, the kit's package and the
-  data and torch caches; no ``source/``, no gradebook, no other students' folders;
+  data and torch caches; no ``source/``, no gradebook, no other students' folders; the kernels import
+  the grader's own kit (``PYTHONPATH``), wherever it is installed;
 * write access only to its own working copy (``autograded/<student>/<assignment>``),
   its private socket folder and a fresh ``/tmp``;
 * resource limits (``prlimit``): address space, CPU seconds, file size, processes.
@@ -58,6 +59,15 @@ def readonly_paths(extra: list[str]) -> list[str]:
     return sorted(str(Path(p).resolve()) for p in paths if p and Path(p).exists())
 
 
+def kit_pythonpath() -> str:
+    """``PYTHONPATH`` for the kernels: the folder holding the grader's own ``coursekit`` first, so the kernels import
+    the same kit (and its grading helper) as the grader, wherever the kit is installed and whichever course
+    shares the environment; that folder is mounted read-only."""
+    kit_parent = str(Path(coursekit.__file__).resolve().parent.parent)
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != kit_parent]
+    return os.pathsep.join([kit_parent] + rest)
+
+
 def private_ipython_dir(private_dir: str) -> str | None:
     """A writable copy of ``$IPYTHONDIR`` (profile and startup files) inside the kernel's private folder.
 
@@ -73,7 +83,7 @@ def private_ipython_dir(private_dir: str) -> str | None:
 
 def sandbox_command(kernel_cmd: list[str], workdir: str, private_dir: str, readonly: list[str], *,
                     memory: int, cpu_seconds: int, file_size: int, processes: int, bwrap: str = "bwrap",
-                    ipython_dir: str | None = None) -> list[str]:
+                    ipython_dir: str | None = None, pythonpath: str | None = None) -> list[str]:
     """The ``bwrap ... prlimit ... <kernel>`` command line."""
     args = [shutil.which(bwrap) or bwrap, "--unshare-all", "--die-with-parent", "--new-session",
             "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
@@ -87,6 +97,8 @@ def sandbox_command(kernel_cmd: list[str], workdir: str, private_dir: str, reado
              "--unsetenv", "JPY_PARENT_PID"]  # its pid namespace cannot see the grader; --die-with-parent instead
     if ipython_dir:
         args += ["--setenv", "IPYTHONDIR", ipython_dir]
+    if pythonpath:
+        args += ["--setenv", "PYTHONPATH", pythonpath]
     limits = [shutil.which("prlimit") or "prlimit", f"--as={memory}", f"--cpu={cpu_seconds}",
               f"--fsize={file_size}", f"--nproc={processes}", "--"]
     return args + ["--"] + limits + kernel_cmd
@@ -133,7 +145,8 @@ class SandboxKernelManager(AsyncKernelManager):
         workdir = str(Path(self._launch_args.get("cwd") or os.getcwd()).resolve())
         return sandbox_command(cmd, workdir, self._private_dir, readonly_paths(list(self.readonly)),
                                memory=self.memory, cpu_seconds=self.cpu_seconds, file_size=self.file_size,
-                               processes=self.processes, ipython_dir=private_ipython_dir(self._private_dir))
+                               processes=self.processes, ipython_dir=private_ipython_dir(self._private_dir),
+                               pythonpath=kit_pythonpath())
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)

@@ -51,32 +51,44 @@ def fill(release_nb, answers: dict[str, str]):
 
 @dataclass
 class Mistake:
-    """A known mistake: text replacements in one answer cell and the scores it must get.
+    """A known mistake: text replacements in answer cells and the scores it must get.
 
-    ``replace`` holds ``[old, new]`` pairs (``old`` must occur exactly once) or
-    ``[old, new, n]`` triples (``old`` must occur exactly ``n`` times).
-    ``expect`` maps grade cells to the score they must get; every other
-    automatically graded cell of the notebook must keep its full points.
+    ``replace`` holds ``[old, new]`` pairs (``old`` must occur exactly once) or ``[old, new, n]`` triples
+    (``old`` must occur exactly ``n`` times) for the answer cell ``cell``; a mistake that spans several cells
+    (a network of another interface and the code written for it) gives ``edits = {cell: [[old, new], ...]}``
+    instead.  ``expect`` maps grade cells to the score they must get; every other automatically graded
+    cell of the notebook must keep its full points.
     """
 
     id: str
     notebook: str
-    cell: str
     what: str
+    cell: str = ""
     replace: list = field(default_factory=list)
+    edits: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if bool(self.cell) == bool(self.edits) or (self.edits and self.replace):
+            raise ValueError(f"mistake {self.id}: give either cell and replace, or edits")
+
+    @property
+    def changes(self) -> dict[str, list]:
+        """``{answer cell: [[old, new(, n)], ...]}``."""
+        return dict(self.edits) if self.edits else {self.cell: self.replace}
 
     def apply(self, answers: dict[str, str]) -> dict[str, str]:
         answers = dict(answers)
-        text = answers[self.cell]
-        for old, new, *times in self.replace:
-            expected = times[0] if times else 1
-            count = text.count(old)
-            if count != expected:
-                raise ValueError(f"mistake {self.id}: the text to replace occurs {count} times in {self.cell}, "
-                                 f"not {expected}:\n{old}")
-            text = text.replace(old, new)
-        answers[self.cell] = text
+        for cell, replacements in self.changes.items():
+            text = answers[cell]
+            for old, new, *times in replacements:
+                expected = times[0] if times else 1
+                count = text.count(old)
+                if count != expected:
+                    raise ValueError(f"mistake {self.id}: the text to replace occurs {count} times in {cell}, "
+                                     f"not {expected}:\n{old}")
+                text = text.replace(old, new)
+            answers[cell] = text
         return answers
 
 

@@ -23,11 +23,13 @@ def write(root: Path, student: str, assignment: str, notebook: str, nb) -> None:
 
 
 def grade(target: str | Path, env: dict, source_root: str | Path = course.ROOT,
-          only: dict[str, list[str]] | None = None) -> tuple[Path, dict]:
+          only: dict[str, list[str]] | None = None, mistakes: bool = True, workers: int | None = None,
+          progress: bool = False) -> tuple[Path, dict]:
     """Autograde students ``solution``, ``solution_colab`` (the same, saved by Colab: nbgrader's
     metadata gone), ``untouched`` and one per known mistake in a course copy.
 
-    ``only`` limits the work to ``{assignment: [notebook, ...]}`` (an empty list: all notebooks).
+    ``only`` limits the work to ``{assignment: [notebook, ...]}`` (an empty list: all notebooks);
+    ``mistakes=False`` grades only ``solution`` and ``untouched`` (the canary).
     Returns ``(root, {assignment: {student: [CellScore, ...]}})``.
     """
     root = course.copy_course(source_root, target)
@@ -46,13 +48,15 @@ def grade(target: str | Path, env: dict, source_root: str | Path = course.ROOT,
         for nb in notebooks:
             solution = submissions.build(root, assignment, nb)
             write(root, "solution", assignment, nb, solution)
-            write(root, "solution_colab", assignment, nb, submissions.as_saved_by_colab(solution))
+            if mistakes:
+                write(root, "solution_colab", assignment, nb, submissions.as_saved_by_colab(solution))
             shutil.copy(root / "release" / assignment / f"{nb}.ipynb", untouched)
-        for mistake in examples.mistakes(source_root, assignment).values():
+        for mistake in examples.mistakes(source_root, assignment).values() if mistakes else ():
             if mistake.notebook in notebooks:
                 write(root, mistake.id, assignment, mistake.notebook,
                       submissions.build(root, assignment, mistake.notebook, [mistake]))
-        failed = [o for o in autograde(root, assignment, force=True, progress=False, env=env) if o.status != "graded"]
+        failed = [o for o in autograde(root, assignment, force=True, progress=progress, env=env, workers=workers,
+                                       canary=False) if o.status != "graded"]
         if failed:
             raise RuntimeError("autograding failed: " + "; ".join(f"{o.student}: {o.message}" for o in failed))
         scores[assignment] = {student: [r for r in rows if r.notebook in notebooks]

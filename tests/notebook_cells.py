@@ -32,15 +32,27 @@ class SourceNotebook:
         """``{grade_id: solution code}`` of the answer cells."""
         return submissions.solution_answers(nbformat.read(self.path, as_version=4))
 
-    def solution(self, **replaced) -> dict:
-        """The namespace after the setup cells and the answer cells (the solution, or the code given)."""
+    def solution(self, allow_errors: bool = False, **replaced) -> dict:
+        """The namespace after the setup cells and the answer cells (the solution, or the code given).
+
+        As in a kernel, ``In`` lists the code of the cells run; with ``allow_errors`` an answer cell that raises
+        stops only itself (as in nbgrader, which runs every cell), and ``_errors`` lists what was raised."""
         source, solved = self.cells(), self.solved()
-        namespace = {"__name__": "__main__"}
+        namespace = {"__name__": "__main__", "In": [""], "_errors": []}
         with contextlib.redirect_stdout(io.StringIO()):
             for grade_id in self.setup:
-                exec(compile(replaced.get(grade_id, source[grade_id].source), grade_id, "exec"), namespace)
+                code = replaced.get(grade_id, source[grade_id].source)
+                namespace["In"].append(code)
+                exec(compile(code, grade_id, "exec"), namespace)
             for grade_id in self.answers:
-                exec(compile(replaced.get(grade_id, solved[grade_id]), grade_id, "exec"), namespace)
+                code = replaced.get(grade_id, solved[grade_id])
+                namespace["In"].append(code)
+                try:
+                    exec(compile(code, grade_id, "exec"), namespace)
+                except Exception as error:  # noqa: BLE001 - a student's cell may raise anything
+                    if not allow_errors:
+                        raise
+                    namespace["_errors"].append((grade_id, error))
         return namespace
 
     def run_hidden_test(self, grade_id: str, namespace: dict) -> tuple[float, str]:

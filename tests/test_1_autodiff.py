@@ -241,6 +241,28 @@ def test_one_wrong_forward_value_costs_one_entry_and_is_carried_forward():
     assert "v1 = 0.3333333" in output
 
 
+def test_a_crash_in_the_forward_trace_does_not_cost_the_backward_trace():
+    """A typo stops the 1(b) cell at v2, so the (correct) 1(c) code stops at the first missing value: a human reads
+    past the crash and gives 2/2 for 1(c); the rubric runs the 1(c) code again with the reference values there."""
+    forward = edited("autodiff_b_forward", ('math.sin(v["v1"])', 'math.sine(v["v1"])'))
+    ns = solution(autodiff_b_forward=forward, allow_errors=True)
+    assert [grade_id for grade_id, _ in ns["_errors"]] == ["autodiff_b_forward", "autodiff_c_backward"]
+    assert run_hidden_test("autodiff_b_tests", ns)[0] == 0
+    score, output = run_hidden_test("autodiff_c_tests", ns)
+    assert score == 2, output
+    assert "your forward trace has no values for v2, v3, v4, v5, v6" in output, output
+
+
+def test_a_derivative_written_as_the_students_own_forward_value_is_carried_forward():
+    """d exp(x2)/dx2 written as the (wrong) forward value of exp(x2): right given the student's own values."""
+    forward = edited("autodiff_b_forward", ('v["v3"] = math.exp(v["x2"])', 'v["v3"] = math.exp(v["x1"])'))
+    backward = edited("autodiff_c_backward", ('vbar["v3"] * math.exp(v["x2"])', 'vbar["v3"] * v["v3"]'))
+    ns = solution(autodiff_b_forward=forward, autodiff_c_backward=backward)
+    assert run_hidden_test("autodiff_b_tests", ns)[0] == 0.5  # v3 wrong, v4..v6 carried forward: 5 of 6
+    score, output = run_hidden_test("autodiff_c_tests", ns)
+    assert score == 2, output
+
+
 def test_all_zero_traces_earn_nothing():
     ns = solution()
     ns["forward_trace"] = {"x1": 1.5, "x2": 0.5, **{f"v{k}": 0.0 for k in range(1, 7)}}

@@ -21,7 +21,7 @@ from PIL import Image
 
 from coursekit import course, fixtures
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, absent
 from .notebook_cells import SourceNotebook, lost
 
 matplotlib.use("Agg")
@@ -30,7 +30,7 @@ ROOT = course.ROOT
 SOURCE = ROOT / "source" / "exam" / "1_gradcam.ipynb"
 ANSWERS = ("gradcam_c_model", "gradcam_d_preprocess", "gradcam_e_grad_cam")
 PHOTOS = SHARED_DATA / "photos"
-needs_photos = pytest.mark.skipif(not (PHOTOS / "lion.jpg").exists(), reason="the photos in ../shared/data are absent")
+needs_photos = pytest.mark.skipif(absent(PHOTOS / "lion.jpg"), reason="the photos in ../shared/data are absent")
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +110,10 @@ def test_other_correct_answers_earn_full_points(name):
 
 WRONG = {
     "no pretrained weights": ("gradcam_c_model", ("resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)", "resnet18(weights=None)"),
-                              "gradcam_c_tests", 2, "not the pretrained ResNet-18"),
+                              "gradcam_c_tests", 1.5, "not the pretrained ResNet-18"),
     "feature map from a second forward pass": ("gradcam_c_model", (FORWARD, """        net = self.resnet
         features = nn.Sequential(*list(net.children())[:-2])(x)
-        return net(x), features"""), "gradcam_c_tests", 2, "feature map not kept in the graph"),
+        return net(x), features"""), "gradcam_c_tests", 2.5, "feature map not kept in the graph"),
     "shorter side resized to 224, no crop": ("gradcam_d_preprocess", ("transforms.Resize((224, 224)),", "transforms.Resize(224),"),
                                              "gradcam_d_tests", 2, "network's input size"),
     "no batch dimension": ("gradcam_d_preprocess", ('return transform(image.convert("RGB")).unsqueeze(0)',
@@ -140,7 +140,7 @@ WRONG = {
                        "gradcam_e_tests", 7, "not resized"),
     # two mistakes at once: the 224x224 network input is both normalized and not the image's size
     "multiplied into the network input": ("gradcam_e_grad_cam", (ORIGINAL, "original = preprocess(image)[0].permute(1, 2, 0)"),
-                                          "gradcam_e_tests", 6, "normalized"),
+                                          "gradcam_e_tests", 6.5, "normalized"),
 }
 
 
@@ -156,13 +156,70 @@ def test_wrong_answers_lose_the_points_of_their_own_checks(name):
             assert run_hidden_test(other, namespace)[0] == points, f"{name} also costs points in {other}"
 
 
+# -- a network of another interface, used consistently, is graded on its own terms -------------------------------
+
+LOGITS_ONLY = {
+    "gradcam_c_model": (FORWARD, "        return self.resnet(x)"),
+    "gradcam_d_preprocess": ("""    with torch.no_grad():
+        logits, features = model(x)
+    return logits, features""", """    saved = {}
+    hook = model.resnet.layer4.register_forward_hook(lambda module, inputs, output: saved.update(features=output))
+    with torch.no_grad():
+        logits = model(x)
+    hook.remove()
+    return logits, saved["features"]"""),
+    "gradcam_e_grad_cam": ("    logits, features = model(x)\n", """    saved = {}
+    hook = model.resnet.layer4.register_forward_hook(lambda module, inputs, output: saved.update(features=output))
+    logits = model(x)
+    hook.remove()
+    features = saved["features"]
+"""),
+}
+
+
+def logits_only(**more):
+    """The solution with a network whose forward returns only the logits, and extract/grad_cam written for it."""
+    answers = {grade_id: edited(grade_id, pair) for grade_id, pair in LOGITS_ONLY.items()}
+    for grade_id, pair in more.items():
+        old, new = pair
+        assert answers[grade_id].count(old) == 1, old
+        answers[grade_id] = answers[grade_id].replace(old, new)
+    return solution(**answers)
+
+
+def test_a_network_of_another_interface_is_charged_once():
+    namespace = logits_only()
+    scores = {tests: run_hidden_test(tests, namespace) for tests in ("gradcam_c_tests", "gradcam_d_tests", "gradcam_e_tests")}
+    assert {t: s for t, (s, _) in scores.items()} == {"gradcam_c_tests": 1.5, "gradcam_d_tests": 3, "gradcam_e_tests": 8}, scores
+    assert "checked with your own GradCAMResNet" in scores["gradcam_e_tests"][1]
+    assert "checked with your own GradCAMResNet" in scores["gradcam_d_tests"][1]
+
+
+def test_the_hand_graded_grad_cam_loses_what_the_human_took():
+    """The exam graded by hand: 1(c) 1.5/3 (feature map not returned), 1(d) 3/3, 1(e) 4.5/8 (incorrect gradient;
+    map of the wrong size; map on the normalized image)."""
+    namespace = logits_only(gradcam_e_grad_cam=("logits[0, class_idx], features)",
+                                                "logits.softmax(dim=1)[0, class_idx], features)"))
+    namespace_map = logits_only(gradcam_e_grad_cam=(ORIGINAL, "original = preprocess(image)[0].permute(1, 2, 0)"))
+    assert run_hidden_test("gradcam_e_tests", namespace)[0] == 6
+    assert run_hidden_test("gradcam_e_tests", namespace_map)[0] == 6.5
+    both = {**LOGITS_ONLY}
+    answers = {grade_id: edited(grade_id, pair) for grade_id, pair in both.items()}
+    answers["gradcam_e_grad_cam"] = (answers["gradcam_e_grad_cam"]
+                                     .replace("logits[0, class_idx], features)", "logits.softmax(dim=1)[0, class_idx], features)")
+                                     .replace(ORIGINAL, "original = preprocess(image)[0].permute(1, 2, 0)"))
+    namespace = solution(**answers)
+    got = [run_hidden_test(tests, namespace)[0] for tests in ("gradcam_c_tests", "gradcam_d_tests", "gradcam_e_tests")]
+    assert got == [1.5, 3, 4.5]
+
+
 def test_the_reference_cases_of_the_hidden_tests_are_informative():
     """The class for the ReLU check has clearly negative parts, and the gradient check compares many positions."""
     namespace = solution()
     score, output = run_hidden_test("gradcam_e_tests", namespace)
     assert score == 8, output
     for references, top, mixed in ((namespace["_references"], namespace["_top"], namespace["_mixed"]),
-                                   (namespace["_tiny_references"], namespace["_tiny_top"], namespace["_tiny_mixed"])):
+                                   (namespace["_varying_references"], namespace["_varying_top"], namespace["_varying_mixed"])):
         assert mixed != top
         ratio = -references[mixed].min().item() / references[mixed].max().item()
         assert 0.3 < ratio < 3, f"class {mixed}: min/max = {-ratio:.3f}"

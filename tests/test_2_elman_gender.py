@@ -18,7 +18,7 @@ import pytest
 
 from coursekit import course, fixtures, submissions
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, absent
 from .notebook_cells import SourceNotebook
 
 matplotlib.use("Agg")
@@ -224,6 +224,8 @@ PADDED_WITH_A = DATASET_FRONT_COLUMN_TARGETS.replace("torch.zeros(max_len - len(
 REVERSED_NAMES = DATASET_FRONT_COLUMN_TARGETS.replace("encode_name(n)]", "encode_name(n[::-1])]")
 INTEGER_SEQUENCES = DATASET_FRONT_COLUMN_TARGETS.replace("for n in names])", "for n in names]).long()")
 SOLUTION_TRAIN = submissions.solution_answers(nbformat.read(SOURCE, as_version=4))["elman_f_training"]
+ENCODING_NOT_RETURNED = submissions.solution_answers(nbformat.read(SOURCE, as_version=4))["elman_c_encoding"].replace(
+    "    return x", "")
 
 
 @pytest.mark.parametrize("answers,task,expected", [
@@ -235,17 +237,50 @@ SOLUTION_TRAIN = submissions.solution_answers(nbformat.read(SOURCE, as_version=4
     pytest.param({"elman_d_dataset": INTEGER_SEQUENCES}, "d", 3, id="integer-sequences"),
     pytest.param({"elman_d_dataset": REVERSED_NAMES}, "d", 3, id="names-reversed"),
     pytest.param({"elman_f_training": SOLUTION_TRAIN.replace("correct / len(dataset)", "100 * correct / len(dataset)")},
-                 "f", 4, id="accuracy-in-percent"),
+                 "f", 4.5, id="accuracy-in-percent"),
     pytest.param({"elman_f_training": SOLUTION_TRAIN.replace("nn.BCEWithLogitsLoss()", "nn.MSELoss()")},
-                 "f", 4, id="mean-squared-error"),
+                 "f", 4.5, id="mean-squared-error"),
     pytest.param({"elman_f_training": SOLUTION_TRAIN.replace("NameDataset(names, genders,", "NameDataset(genders, names,")},
-                 "f", 4, id="names-and-genders-swapped"),
+                 "f", 4.5, id="names-and-genders-swapped"),
     pytest.param({"elman_f_training": SOLUTION_TRAIN.replace("            optimizer.step()\n", "")},
-                 "f", 4, id="no-optimizer-step"),
+                 "f", 3.5, id="no-optimizer-step"),
+    pytest.param({"elman_f_training": SOLUTION_TRAIN.replace("shuffle=True", "shuffle=False")},
+                 "f", 4.5, id="not-shuffled"),
+    pytest.param({"elman_c_encoding": ENCODING_NOT_RETURNED}, "c", 2.5, id="encoding-not-returned"),
+    pytest.param({"elman_c_encoding": ENCODING_NOT_RETURNED.replace('"abcdefghijklmnopqrstuvwxyz-"',
+                                                                    '"abcdefghijklmnopqrstuvwxyz"')},
+                 "c", 2, id="wrong-D-and-not-returned"),
 ])
 def test_wrong_solutions_lose_their_points(answers, task, expected):
     score, lines = hidden_score(task, solution_namespace(**answers))
     assert score == expected, f"2({task}): {score}, expected {expected}\n{lines}"
+
+
+def test_an_undefined_name_costs_only_the_line_that_checks_it():
+    """A training function that uses a number of outputs K it never defines: a human takes 0.5 ("no defined
+    number of outputs") and grades the rest; so does the rubric, retrying with K = None."""
+    undefined = SOLUTION_TRAIN.replace("ElmanNet(D, hidden_size, 1)", "ElmanNet(D, hidden_size, K)")
+    score, lines = hidden_score("f", solution_namespace(elman_f_training=undefined))
+    assert score == 4.5, lines
+    lost = [line for line in lines.splitlines() if "\u2718" in line]
+    assert len(lost) == 1 and "no defined number of outputs" in lost[0] and "K, which is not defined" in lost[0]
+    assert "K = None (your `train_elman` uses K, which is not defined)" in lines  # named on the lines it helped
+
+
+def test_several_slips_in_one_training_function_cost_half_a_point_each():
+    slips = (SOLUTION_TRAIN.replace("ElmanNet(D, hidden_size, 1)", "ElmanNet(D, hidden_size, K)")
+             .replace("max_len=max(len(name) for name in names)", "max_len=len(names)")
+             .replace("correct / len(dataset)", "correct / len(loader)"))
+    score, lines = hidden_score("f", solution_namespace(elman_f_training=slips))
+    assert score == 3.5, lines
+
+
+def test_a_crash_in_the_training_function_says_so_first():
+    crashing = SOLUTION_TRAIN.replace("optimizer.step()", "optimizer.stpe()")
+    score, lines = hidden_score("f", solution_namespace(elman_f_training=crashing))
+    lost = [line for line in lines.splitlines() if "\u2718" in line]
+    assert score == 0 and lost
+    assert all("not checked: your `train_elman` raised AttributeError" in line for line in lost), lines
 
 
 def test_a_broken_dataset_or_network_does_not_cost_the_training_points():
@@ -301,7 +336,7 @@ def test_read_names_takes_the_majority_by_count_and_drops_ties_and_other_charact
 
 # -- the real data (skipped when ../shared/data is absent) ------------------------------------------------------
 
-needs_real_data = pytest.mark.skipif(not REAL_CSV.exists(), reason="the real CSV in ../shared/data is absent")
+needs_real_data = pytest.mark.skipif(absent(REAL_CSV), reason="the real CSV in ../shared/data is absent")
 
 
 def read_real_names(monkeypatch) -> dict:

@@ -11,7 +11,7 @@ import io
 import pytest
 
 from coursekit import course
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, absent
 from .notebook_cells import SourceNotebook, lost
 
 ROOT = course.ROOT
@@ -131,14 +131,23 @@ def evaluate(model, loader, device):
      2, "the gradients are zero or missing at the optimizer step"),
     ("mnist_d_tests", "mnist_d_evaluate", [("return correct / count", "return correct / len(loader)")],
      0.5, "the correct predictions divided by the number of batches"),
-    ("mnist_d_tests", "mnist_d_evaluate", [("    model.eval()\n", "")], 1, "call model.eval()"),
-    ("mnist_d_tests", "mnist_d_evaluate", [("    with torch.no_grad():\n        for", "    if True:\n        for")],
-     1, "gradients are tracked while testing"),
+    ("mnist_d_tests", "mnist_d_evaluate", [("predictions = model(images.to(device)).argmax(dim=1)",
+                                            "predictions = model(images.to(device)).argmax(dim=0)")],
+     0, "predictions not counted correctly"),
 ])
 def test_mistake_costs_its_check_only(grade_id, cell, pairs, score, reason):
     got, output = run_hidden_test(grade_id, solution(**{cell: edited(cell, *pairs)}))
     assert got == score, output
-    assert len(lost(output)) == 1 and reason in lost(output)[0], output
+    assert lost(output) and reason in lost(output)[0], output
+
+
+@pytest.mark.parametrize("pairs", [[("    model.eval()\n", "")],
+                                   [("    with torch.no_grad():\n        for", "    if True:\n        for")]],
+                         ids=["no-model.eval", "no-torch.no_grad"])
+def test_omissions_that_change_nothing_here_cost_nothing(pairs):
+    """No dropout or batch norm in this network: leaving out eval()/no_grad() changes no result (the mark scheme says so)."""
+    got, output = run_hidden_test("mnist_d_tests", solution(mnist_d_evaluate=edited("mnist_d_evaluate", *pairs)))
+    assert got == 1.5 and not lost(output), output
 
 
 def test_mean_of_batch_accuracies_is_named_in_the_deduction():
@@ -157,7 +166,7 @@ def evaluate(model, loader, device):
 
 # -- real digits ----------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not REAL_MNIST.exists(), reason="the real MNIST test set (../shared/data/mnist) is not here")
+@pytest.mark.skipif(absent(REAL_MNIST), reason="the real MNIST test set (../shared/data/mnist) is not here")
 def test_solution_learns_real_digits(tmp_path):
     """8,000 of the real MNIST test digits for training, the other 2,000 for testing, 10 epochs on the CPU
     (measured: training accuracy 0.9999, test accuracy 0.955, about 10 s with one thread)."""

@@ -44,7 +44,7 @@ def test_reference_parameter_count_by_hand_and_in_the_solution():
     ns = solution()
     assert sum(p.numel() for p in ns["VGG16"]().parameters()) == by_hand
     score, output = run_hidden_test("vgg_c_tests", ns)
-    assert score == 3.0 and "15,245,130 parameters in all" in output
+    assert score == 3.0 and "530,442 parameters in the fully connected layers" in output
 
 
 # -- other correct answers earn full points -----------------------------------------------------------
@@ -116,7 +116,7 @@ class VGG16BN(nn.Module):
 @pytest.mark.parametrize("grade_id,cell,pairs,score,reason", [
     ("vgg_c_tests", "vgg_c_network",
      [("            nn.MaxPool2d(2),\n        )", "        )"), ("nn.Linear(512 * 1 * 1, 512)", "nn.Linear(512 * 2 * 2, 512)")],
-     2, "fully connected part not as specified"),
+     2, "convolutions or pooling not as in VGG-16"),
     ("vgg_c_tests", "vgg_c_network", [("kernel_size=3, padding=1)", "kernel_size=3, padding=1, bias=False)")],
      2, "expected 14,714,688 (with biases)"),
     ("vgg_c_tests", "vgg_c_network", [("nn.Linear(512, 10),", "nn.Linear(512, 10), nn.Softmax(dim=1),")],
@@ -138,6 +138,40 @@ def test_mistake_costs_its_check_only(grade_id, cell, pairs, score, reason):
     got, output = run_hidden_test(grade_id, solution(**{cell: edited(cell, *pairs)}))
     assert got == score, output
     assert len(lost(output)) == 1 and reason in lost(output)[0], output
+
+
+MISSING_BLOCK = [  # the fifth block left out: 10 convolutions, a 2x2 map, the first fully connected layer resized to fit
+    ("""            # block 5: -> 512 x 1 x 1
+            nn.Conv2d(512, 512, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(512, 512, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(512, 512, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2),
+""", ""), ("nn.Linear(512 * 1 * 1, 512)", "nn.Linear(512 * 2 * 2, 512)")]
+MISSING_BLOCK_BN = [('"M", 512, 512, 512, "M", 512, 512, 512, "M")', '"M", 512, 512, 512, "M")'),
+                    ("self.fc1 = nn.Linear(512, 512)", "self.fc1 = nn.Linear(512 * 2 * 2, 512)")]
+
+
+def test_a_missing_block_is_charged_once():
+    """The block left out in VGG16 and, consistently, in VGG16BN: 3(c) loses the convolution line only, and the
+    bonus is graded on the network that is there (every convolution has its batch norm)."""
+    ns = solution(vgg_c_network=edited("vgg_c_network", *MISSING_BLOCK), vgg_e_network=edited("vgg_e_network", *MISSING_BLOCK_BN))
+    score, output = run_hidden_test("vgg_c_tests", ns)
+    assert score == 2 and len(lost(output)) == 1 and "filters per convolution" in lost(output)[0], output
+    score, output = run_hidden_test("vgg_e_tests", ns)
+    assert score == 3, output
+
+
+def test_statistics_averaged_over_batches_lose_half_a_point():
+    """Standard deviations averaged over batches: right when all images fit in one batch, off when they do not."""
+    averaged = """def channel_stats(dataset, batch_size=1000):
+    means, stds = [], []
+    for images, _ in DataLoader(dataset, batch_size=batch_size):
+        means.append(images.mean(dim=(0, 2, 3)))
+        stds.append(images.std(dim=(0, 2, 3), unbiased=False))
+    return torch.stack(means).mean(dim=0), torch.stack(stds).mean(dim=0)
+"""
+    score, output = run_hidden_test("vgg_a_tests", solution(vgg_a_stats=averaged))
+    assert score == 1.5 and len(lost(output)) == 1 and "statistics depend on the batches" in lost(output)[0], output
 
 
 # -- the benchmark ------------------------------------------------------------------------------------

@@ -113,6 +113,37 @@ def test_export_has_a_column_per_task_and_lms_files(main_job):
             assert rows["example_ada"]["manual_open"] != "0" and moodle["example_ada"] == ""
 
 
+def test_the_hand_graded_exam_gets_what_the_human_gave(main_job):
+    """example_greta reproduces the mistakes of a real exam graded by hand (a crash from an undefined name, a network
+    of another interface used consistently, several slips in one task): per task within 0.5 of the human's points."""
+    root, _, out = main_job
+    human = {r["student_id"]: r for r in read_csv(root / "examples" / "human-grades" / "exam.csv")}["example_greta"]
+    kit = {}
+    for r in course.cell_scores(root, "exam")["example_greta"]:
+        if r.auto:
+            kit[r.task] = kit.get(r.task, 0) + r.score
+    far = {task: (kit[task], float(points)) for task, points in human.items()
+           if task != "student_id" and abs(kit[task] - float(points)) > 0.5}
+    assert not far, f"more than half a point from the human: {far}"
+    assert sum(kit.values()) == sum(float(v) for k, v in human.items() if k != "student_id") == 47
+    assert "Calibration of 'exam': 7 students graded by hand" in out
+    page = (root / "reports" / "exam" / "calibration.html").read_text()
+    assert "Lin's concordance" in page and "<img" in page and "example_greta" in page
+
+
+def test_lab_bonus_comes_on_top_of_the_maximum(main_job):
+    root = main_job[0]
+    rows = {r["student_id"]: r for r in read_csv(root / "grades" / "lab-tasks.csv")}
+    assert {r["max"] for r in rows.values()} == {"30"}  # 10 + 10 + 10; the bonus 3(e) is on top
+    assert rows["example_ada"]["bonus"] == "3" and rows["example_chloe"]["bonus"] == "2"
+    chloe = rows["example_chloe"]
+    assert float(chloe["total"]) == sum(float(chloe[t]) for t in chloe if re.fullmatch(r"\d\([a-z]\)", t))
+    page = (root / "feedback" / "example_ada" / "lab" / "3_vgg16_cifar10.html").read_text()
+    assert "Your score: 13 / 10 points (bonus included; up to 3 bonus points on top of the 10)" in page
+    assert "3 / 3 bonus" in page
+    assert "(+3 bonus)" in course.score_table(root, "lab")
+
+
 def test_feedback_starts_with_a_summary_by_task(main_job):
     root = main_job[0]
     page = (root / "feedback" / "example_ben" / "exam" / "3_svhn_cnn.html").read_text()
@@ -307,7 +338,7 @@ def test_parallel_grading_gives_the_scores_of_a_sequential_run(main_job, tmp_pat
     root = course_with_examples(tmp_path / "sequential")
     course.nbgrader(root, "generate_assignment", "exam", "--force")
     pipeline.collect_examples(root)
-    outcomes = autograde.autograde(root, "exam", workers=1, progress=False)
+    outcomes = autograde.autograde(root, "exam", workers=1, progress=False, canary=False)
     assert {o.status for o in outcomes} == {"graded"}
     def by_cell(scores):
         return {student: {(r.notebook, r.grade_id): r.score for r in rows} for student, rows in scores.items()}
@@ -340,3 +371,22 @@ def test_an_unreadable_upload_is_reported_and_the_rest_is_graded(main_job):
     assert all(o.status in ("graded", "skipped") for name, o in outcomes.items() if name != "example_zoe")
     report = (root / "reports" / "exam" / "grading-report.md").read_text()
     assert "example_zoe" in report and "not a readable notebook" in report
+
+
+def test_a_student_whose_notebooks_are_all_renamed_is_graded(main_job):
+    root = main_job[0]
+    folder = root / "submitted" / "example_yan" / "exam"
+    folder.mkdir(parents=True)
+    ada = root / "examples" / "submissions" / "example_ada" / "exam"
+    shutil.copy(ada / "1_gradcam.ipynb", folder / "Copy of 1_gradcam.ipynb")  # as Colab names a copy
+    shutil.copy(ada / "4_true_false_quiz.ipynb", folder / "4_true_false_quiz (1).ipynb")  # a second download
+    outcomes = {o.student: o for o in autograde.autograde(root, "exam", students="example_yan", progress=False)}
+    assert outcomes["example_yan"].status == "graded", outcomes["example_yan"].message
+    auto = {}
+    for r in course.cell_scores(root, "exam")["example_yan"]:
+        if r.auto:
+            auto[r.notebook] = auto.get(r.notebook, 0) + r.score
+    assert auto["1_gradcam"] == 14 and auto["4_true_false_quiz"] == 22  # ada's code is all right
+    report = (root / "reports" / "exam" / "grading-report.md").read_text()
+    assert "Copy of 1_gradcam.ipynb was graded as 1_gradcam.ipynb" in report
+    assert "4_true_false_quiz (1).ipynb was graded as 4_true_false_quiz.ipynb" in report

@@ -12,7 +12,7 @@ import torchvision
 
 from coursekit import fixtures
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, absent
 
 
 def test_svhn_fixture_loads_with_torchvision(tmp_path):
@@ -63,13 +63,13 @@ def test_gender_csv_fixture_has_the_real_format(tmp_path):
     assert abs(sum(float(r.split(",")[3]) for r in rows) - 1) < 1e-6
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "gender_by_name").exists(), reason="../shared/data not present")
+@pytest.mark.skipif(absent(SHARED_DATA / "gender_by_name"), reason="../shared/data not present")
 def test_gender_csv_fixture_matches_the_real_file():
     real = (SHARED_DATA / "gender_by_name" / "name_gender_dataset.csv").read_bytes()
     assert real.startswith(b"\xef\xbb\xbfName,Gender,Count,Probability\r\n") and not real.endswith(b"\n")
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason="../shared/data not present")
+@pytest.mark.skipif(absent(SHARED_DATA / "mnist"), reason="../shared/data not present")
 def test_mnist_fixture_has_the_layout_of_the_real_files(tmp_path):
     fixtures.write_mnist(tmp_path, n_train=4, n_test=4)
     raw = SHARED_DATA / "mnist" / "MNIST" / "raw"

@@ -8,7 +8,14 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.utils import determine_grade
 
-from coursekit.grading import Rubric
+from coursekit.grading import RECORD_MIME, Rubric, rubric_record
+
+
+def student_code(source: str) -> dict:
+    """Functions defined as in a notebook cell (code that is not a file on disk, like a kernel's cells)."""
+    namespace = {}
+    exec(compile(source, "<student cell>", "exec"), namespace)
+    return namespace
 
 
 def grade_cell(outputs, points=2.0):
@@ -50,12 +57,12 @@ def test_rubric_gives_points_per_check_and_explains_each_deduction(capsys):
     with rubric.check(1, "divides", fail="division wrong"):
         raise AssertionError("expected 1, got 0.5")  # what a failing assert in a hidden test raises
     with rubric.check(1, "calls the function"):
-        raise ValueError("boom")
+        student_code("def f():\n    raise ValueError('boom')\n")["f"]()
     total = rubric.total()
     assert type(total) is float and total == 1.0
     out = capsys.readouterr().out
     assert "division wrong (expected 1, got 0.5)" in out
-    assert "calls the function (your code raised ValueError: boom)" in out
+    assert "not checked: your `f` raised ValueError: boom (this line checks: calls the function)" in out
     assert "9(z): 1 / 3 points" in out
     assert [d["what"] for d in rubric.deductions] == ["divides", "calls the function"]
 
@@ -98,16 +105,77 @@ def test_rubric_never_returns_more_than_its_points_nor_less_than_zero():
 
 def test_attempt_reports_the_failure_to_every_check_that_needs_the_result():
     rubric = Rubric("9(z)", points=2)
-
-    def broken():
-        raise NotImplementedError()
-
+    broken = student_code("def broken():\n    return 1 / 0\n")["broken"]
     made = rubric.attempt(broken)
     for what in ("first", "second"):
         with rubric.check(1, what):
             made.get()
     assert rubric.total() == 0.0
-    assert all("broken() failed: your code raised NotImplementedError" in d["comment"] for d in rubric.deductions)
+    assert all(d["comment"].startswith("not checked: your `broken` raised ZeroDivisionError") and d["crashed"]
+               for d in rubric.deductions)
+
+
+def test_a_stub_is_not_done_rather_than_crashed():
+    rubric = Rubric("9(z)", points=1)
+    stub = student_code("def f():\n    raise NotImplementedError()\n")["f"]
+    with rubric.check(1, "f works"):
+        rubric.attempt(stub).get()
+    assert rubric.deductions[0]["comment"].startswith("not done: your `f` is not implemented yet")
+    assert not rubric.deductions[0]["crashed"]  # the untouched release is not flagged for manual review
+
+
+def test_an_undefined_name_is_retried_and_charged_only_where_it_is_checked():
+    rubric = Rubric("9(z)", points=2)
+    train = student_code("def train(n):\n    return [n] * K\n")["train"]
+    made = rubric.attempt(train, 3, undefined=2)
+    with rubric.check(1, "K is defined", fail="no K"):
+        assert not made.undefined, f"{made.undefined} not defined"
+    with rubric.check(1, "the rest"):
+        assert made.get() == [3, 3]
+    assert rubric.total() == 1.0
+    assert "K = 2 (your `train` uses K, which is not defined)" in rubric.items[1]["note"]
+    assert "K" not in rubric.namespace  # the stand-in is gone after the attempt
+
+
+def test_stand_ins_fallbacks_and_alternatives():
+    namespace = student_code("def encode(s):\n    return len(s) * SCALE\n\n"
+                             "def dataset(names):\n    return [encode(n) for n in names]\n\n"
+                             "def grad(model):\n    return model.resnet\n")
+    rubric = Rubric("9(z)", points=3, namespace=namespace)
+    own = namespace["encode"]
+    # stand-ins are always in place, and only for the call
+    assert rubric.attempt(namespace["dataset"], ["ab"], stand_ins={"encode": lambda s: 7}).get() == [7]
+    assert namespace["encode"] is own
+    # fallbacks: only after the student's own encode raised (SCALE is not defined)
+    made = rubric.attempt(namespace["dataset"], ["ab"], fallbacks={"encode": lambda s: 5})
+    assert made.get() == [5] and "reference `encode` in place of yours" in made.notes[0]
+    # alternatives: the student's own interface when the prescribed one raises
+    made = rubric.attempt(namespace["grad"], object(), alternatives=[("your own model", lambda: "own")])
+    assert made.get() == "own" and made.via == "your own model"
+    assert "with the prescribed interface your `grad` raised AttributeError" in made.notes[0]
+
+
+def test_keep_locals_reads_past_a_missing_return():
+    rubric = Rubric("9(z)", points=1)
+    encode = student_code("def encode(name):\n    x = [1] * len(name)\n")["encode"]
+    made = rubric.attempt(encode, "anna", keep_locals=True)
+    assert made.get() is None and made.locals["x"] == [1, 1, 1, 1]
+
+
+def test_the_record_is_what_readers_trust():
+    rubric = Rubric("9(z)", points=2)
+    with rubric.check(1, "right"):
+        pass
+    with rubric.check(1, "wrong", fail="wrong answer"):
+        raise AssertionError("got 3")
+    record = rubric.record()
+    assert record["task"] == "9(z)" and record["score"] == 1.0
+    assert [(line["earned"], line["comment"]) for line in record["lines"]] == [(1.0, ""), (0.0, "wrong answer (got 3)")]
+    fake = {RECORD_MIME: {"task": "9(z)", "score": 2.0, "lines": []}}
+    cell = new_code_cell("", outputs=[new_output("display_data", data=fake),
+                                      new_output("stream", name="stdout", text="  \u2718 0/1  fake deduction\n"),
+                                      new_output("display_data", data={RECORD_MIME: record, "text/html": ""})])
+    assert rubric_record(cell) == record  # the last record: the one total() published after every student call
 
 
 def test_rubric_in_a_real_kernel_gives_nbgrader_the_partial_score():
@@ -132,3 +200,5 @@ def test_rubric_in_a_real_kernel_gives_nbgrader_the_partial_score():
     kinds = [(o.output_type, o.get("name")) for o in nb.cells[0].outputs]
     assert ("stream", "stderr") not in kinds, nb.cells[0].outputs
     assert determine_grade(nb.cells[0]) == (2.0, 3.0)
+    record = rubric_record(nb.cells[0])  # published by total() as data, next to the printed lines
+    assert record["score"] == 2.0 and [line["earned"] for line in record["lines"]] == [1.0, 0.0, 1.0]

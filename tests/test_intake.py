@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 
 import nbformat
@@ -89,3 +90,52 @@ def test_canvas_names_without_an_id_file(course_copy, solution, tmp_path):
     assert (course_copy / "submitted" / "2001" / "exam" / "3_svhn_cnn.ipynb").exists()
     log = [json.loads(line) for line in (course_copy / "downloaded" / "exam" / "intake.jsonl").read_text().splitlines()]
     assert [d["decision"] for d in log] == ["imported"] and "Imported: 1" in report
+
+
+def test_extract_keeps_every_entry_inside_the_target(tmp_path):
+    """Zip slip: an entry that climbs out by a name the target's name starts with, an absolute path and a symbolic
+    link are left out; the rest is unpacked."""
+    from coursekit.intake import extract
+
+    target = tmp_path / "extracted"
+    target.mkdir()
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        add(z, "ok/3_svhn_cnn.ipynb", b"{}")
+        add(z, "../extracted2/escaped.txt", b"x")
+        add(z, "/tmp/absolute-escape.txt", b"x")
+        link = zipfile.ZipInfo("link-to-root", date_time=(2026, 11, 20, 10, 0, 0))
+        link.external_attr = (0o120777 << 16)  # a symbolic link entry, pointing at /
+        z.writestr(link, "/")
+    extract(archive, target)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "evil.zip", "extracted/ok/3_svhn_cnn.ipynb"]
+    assert not (tmp_path / "extracted2").exists() and not (tmp_path / "link-to-root").exists()
+
+
+def test_renamed_notebooks_in_submitted_get_their_released_names(tmp_path):
+    """Whatever lands in submitted/ (zip_collect, a copy by hand) is recognised by its content: renamed when the match
+    is clear, reported otherwise, never skipped without a word."""
+    from coursekit.autograde import recognise_renamed
+
+    root = course.copy_course(ROOT, tmp_path / "course")
+    course.nbgrader(root, "generate_assignment", "exam", "--force")
+    folder = root / "submitted" / "zoe" / "exam"
+    folder.mkdir(parents=True)
+    quiz = submissions.build(root, "exam", "4_true_false_quiz")
+    nbformat.write(submissions.as_saved_by_colab(quiz), folder / "Copy of 4_true_false_quiz.ipynb")
+    nbformat.write(submissions.build(root, "exam", "3_svhn_cnn"), folder / "3_svhn_cnn (1).ipynb")
+    nbformat.write(submissions.build(root, "exam", "1_gradcam"), folder / "exam.ipynb")
+    nbformat.write(quiz, folder / "4_true_false_quiz-2.ipynb")  # a second, older copy of the quiz
+    os.utime(folder / "4_true_false_quiz-2.ipynb", (1e9, 1e9))
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")]), folder / "notes.ipynb")
+    said = recognise_renamed(root, "exam", "zoe")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([
+        "1_gradcam.ipynb", "3_svhn_cnn.ipynb", "4_true_false_quiz.ipynb", "4_true_false_quiz-2.ipynb", "notes.ipynb"])
+    assert any(s.startswith("3_svhn_cnn (1).ipynb was graded as 3_svhn_cnn.ipynb: its content matches 3_svhn_cnn")
+               for s in said)
+    assert any("4_true_false_quiz-2.ipynb was not graded: it is a second copy of 4_true_false_quiz" in s for s in said)
+    assert any(s.startswith("Copy of 4_true_false_quiz.ipynb was graded as 4_true_false_quiz.ipynb") for s in said)
+    assert any(s.startswith("exam.ipynb was graded as 1_gradcam.ipynb") for s in said)
+    assert any(s.startswith("notes.ipynb was not graded: its content matches no released notebook") for s in said)
+    assert recognise_renamed(root, "exam", "zoe") == [s for s in said if "was not graded" in s]  # renames happen once

@@ -84,3 +84,45 @@ def test_points_add_up_and_every_graded_part_has_tests(assignment, name):
                 f"{meta.grade_id}: Rubric({rubric.group(1)!r}, points={rubric.group(2)}) does not match the cell")
             assert "BEGIN HIDDEN TESTS" in cell.source
             assert cell.source.rstrip().endswith("### END HIDDEN TESTS") and "rubric.total()" in cell.source
+
+
+def rubric_line_points(code: str) -> list[float] | None:
+    """The points of every line of a hidden test, in order: ``rubric.check(<points>, ...)`` and
+    ``rubric.award(<score>, <points>, ...)``; None when a line's points are computed (the quiz's)."""
+    import ast
+
+    points = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                isinstance(node.func.value, ast.Name) and node.func.value.id == "rubric":
+            index = {"check": 0, "award": 1}.get(node.func.attr)
+            if index is None:
+                continue
+            argument = node.args[index] if len(node.args) > index else None
+            if not isinstance(argument, ast.Constant):
+                return None
+            points.append((node.lineno, float(argument.value)))
+    return [p for _, p in sorted(points)]
+
+
+MARK_SCHEME = re.compile(r"BEGIN MARK SCHEME(.*?)END MARK SCHEME", re.S)
+SCHEME_LINE = re.compile(r"^- (\d+(?:\.\d+)?): ", re.M)
+
+
+@pytest.mark.parametrize("assignment,name", notebooks())
+def test_every_code_task_has_a_mark_scheme_with_the_lines_of_its_hidden_tests(assignment, name):
+    """The graders' mark scheme of a code task lists the hidden tests' lines with the same points, in order."""
+    nb = nbformat.read(ROOT / "source" / assignment / f"{name}.ipynb", as_version=4)
+    schemes, lines = {}, {}
+    for task, cell in course.cells_with_tasks(nb):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and MARK_SCHEME.search(cell.source) and task not in schemes:
+            schemes[task] = [float(p) for p in SCHEME_LINE.findall(MARK_SCHEME.search(cell.source).group(1))]
+        if cell.cell_type == "code" and meta.get("grade"):
+            found = rubric_line_points(cell.source)
+            if found is not None:
+                lines.setdefault(task, []).extend(found)
+    missing = sorted(task for task in lines if task not in schemes)
+    assert not missing, f"no mark scheme for {missing}"
+    for task, points in lines.items():
+        assert schemes[task] == points, f"{task}: the mark scheme lists {schemes[task]}, the hidden tests {points}"

@@ -56,8 +56,9 @@ def test_student_code_sees_only_its_own_folder_and_no_network(tmp_path):
     outside = ROOT / "sandbox-escape.txt"
     seen = run_probe(tmp_path, outside)
     assert seen["source"] == seen["other_student"] == "FileNotFoundError"
-    # the course folder holds only what the kernel needs (the kit, and the venv where it lives there)
-    assert set(seen["course"]) <= {"coursekit", ".venv"}, seen["course"]
+    # the course folder holds only what the kernel needs: the kit, the venv where it lives there, and the data
+    # caches (data/, read-only) when COURSE_DATA_DIR points there
+    assert set(seen["course"]) <= {"coursekit", ".venv", "data"}, seen["course"]
     assert seen["network"] != "open"
     assert seen["write_here"] == "written" and (tmp_path / "mine" / "mine.txt").exists()
     assert not outside.exists() and not (ROOT / "coursekit" / "sandbox-escape.txt").exists()
