@@ -19,6 +19,14 @@ c.CourseKit.similarity_skip = ["4_true_false_quiz"]  # answers are True/False, n
 os.environ.setdefault("COURSE_DATA_DIR", os.path.join(HERE, "data"))
 os.environ.setdefault("TORCH_HOME", os.path.join(HERE, "data", "torch"))
 
+# The kit's marker of a graded submission stays out of the feedback folders.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".coursekit-graded"]
+
+# This course collects submissions through the learning platform (python -m coursekit import-lms), not
+# nbgrader's exchange; a folder of its own keeps the formgrader from warning that the exchange is missing.
+c.Exchange.root = os.path.join(HERE, ".exchange")
+os.makedirs(c.Exchange.root, exist_ok=True)
+
 # Student stubs.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
@@ -69,10 +77,14 @@ c.SandboxKernelManager.memory = 8 * 1024**3  # address space per kernel process
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "coursekit.feedback.TaskSummary",          # score and deductions per task, on top
-    "nbgrader.preprocessors.ClearHiddenTests",
-    "nbgrader.preprocessors.ClearMarkScheme",
+    "coursekit.feedback.ClearHiddenTests",     # nbgrader's, without a warning per notebook
+    "coursekit.feedback.ClearMarkScheme",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# The ids of the assignments in Canvas (the number in the assignment's address), so that the Canvas file of
+# `nbgrader export` fills those assignments instead of creating new ones, e.g. {"exam": 123456}.
+c.CourseKit.canvas_assignment_ids = {}
 
 # `nbgrader export`: grades.csv as usual, plus grades/<assignment>-tasks.csv (a column per task) and the
 # Moodle and Canvas import files (coursekit/export.py).

@@ -4,7 +4,7 @@ The code timed is the notebook's own: the setup cell and the solution of every a
 ``source/lab/3_vgg16_cifar10.ipynb`` (``make_cifar10_datasets``, ``VGG16``, ``make_optimizer``,
 ``train_one_epoch``), with the notebook's full-size training configuration (batch size 256, shuffled,
 2 DataLoader workers, pinned memory on a GPU).  The data are synthetic images written as a real
-pickled CIFAR-10 (``coursekit.fixtures.write_cifar10``), so loading goes through torchvision's
+pickled CIFAR-10 (``coursekit.kernel.fixtures.write_cifar10``), so loading goes through torchvision's
 ``CIFAR10``, PIL, ``ToTensor`` and ``Normalize`` exactly as with the real dataset.
 
 Three measurements:
@@ -100,7 +100,7 @@ def main(argv=None) -> dict:
 
     ns = solution_namespace()
     torch, DataLoader = ns["torch"], ns["DataLoader"]
-    from coursekit import fixtures
+    from coursekit.kernel import fixtures
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))

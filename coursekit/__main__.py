@@ -1,71 +1,228 @@
-"""Command line of the course kit: ``python -m coursekit <command>``."""
+"""Command line of the course kit: ``python -m coursekit <command>``.
+
+Each command is a row of :data:`COMMANDS`: its name, its help, its arguments and the function that runs it,
+a thin layer over the kit's modules (imported only when the command runs).  A function returns the exit
+status (None: 0); a ``ValueError``, ``OSError`` or ``CanaryFailed`` becomes "error: ..." and status 1 or 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .course import ROOT
 
 
+def arg(*names, **options) -> tuple:
+    return names, options
+
+
+ASSIGNMENT = arg("assignment")
+WORKERS = arg("--workers", type=int, default=None, help="students graded at once (default: CPUs)")
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int | None]
+    arguments: list = field(default_factory=list)
+
+
+# -- the commands ---------------------------------------------------------------------------------------------
+def check_env(args):
+    print("environment OK")
+
+
+def grade_examples(args):
+    from .pipeline import grade_examples as run
+
+    run(args.root, workers=args.workers)
+
+
+def autograde(args):
+    from .autograde import autograde as run, summary
+    from .canary import CanaryFailed
+
+    try:
+        outcomes = run(args.root, args.assignment, args.students, args.workers, args.force, canary=not args.no_canary)
+    except CanaryFailed as failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return 2
+    print(summary(outcomes))
+    print(f"report: {args.root / 'reports' / args.assignment / 'grading-report.md'}")
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def examples(args):
+    from . import examples as run
+
+    for path in run.write(args.root):
+        print(path.relative_to(args.root))
+
+
+def import_lms(args):
+    from .intake import import_lms as run
+
+    print(run(args.root, args.assignment, args.download, args.preset, args.ids))
+    print(f"report: {args.root / 'reports' / args.assignment / 'intake-report.md'}")
+
+
+def scores(args):
+    from .course import score_table
+
+    print(score_table(args.root, args.assignment))
+
+
+def trial(args):
+    import tempfile
+
+    from . import trial as run
+
+    if args.workdir:
+        return run.main(args.assignment, args.notebook, args.workdir)
+    with tempfile.TemporaryDirectory() as workdir:
+        return run.main(args.assignment, args.notebook, Path(workdir))
+
+
+def report(args):
+    from .report import instructor_report
+
+    print(instructor_report(args.root, args.assignment))
+
+
+def similarity(args):
+    from .similarity import pair_report, similarity_report
+
+    if args.pair:
+        print(pair_report(args.root, args.assignment, *args.pair))
+    else:
+        print(similarity_report(args.root, args.assignment, threshold=args.threshold))
+
+
+def calibrate(args):
+    from .calibrate import calibration, write_report
+
+    result = calibration(args.root, args.assignment, args.human)
+    print(result.summary())
+    print(f"report: {write_report(args.root, result)}")
+
+
+def audit(args):
+    from .audit import audit as run, write_report
+    from .course import released_notebooks
+
+    known = released_notebooks(args.root, args.assignment)
+    unknown = [nb for nb in args.notebook if nb not in known]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} not in {args.assignment} ({', '.join(known)})")
+    result = run(args.root, args.assignment, args.notebook or None, limit=args.limit or None, seed=args.seed,
+                 workers=args.workers)
+    print(result.summary())
+    print(f"report: {write_report(args.root, result)}")
+    return 1 if result.baseline else 0
+
+
+def manual_sheet(args):
+    from . import manual
+
+    path = manual.write_sheet(args.root, args.assignment, args.grade_id)
+    print(f"{path}\n{path.with_name(args.grade_id + '-mark-scheme.md')}\n"
+          f"Fill in the score (and comment) column, then: python -m coursekit manual-import {path}")
+
+
+def manual_import(args):
+    from . import manual
+
+    print(f"{manual.import_sheet(args.root, args.sheet)}; run `nbgrader generate_feedback` to update the feedback")
+
+
+def download_data(args):
+    from . import download
+
+    data_dir, torch_home = download.folders(args.root)
+    if args.check:
+        gone = download.missing(args.root)
+        for resource in download.RESOURCES:
+            print(f"  {resource.name:9} {'MISSING' if resource in gone else 'ok':8} {resource.what}")
+        return 1 if gone else 0
+    print(f"Downloading into {data_dir} (weights into {torch_home})")
+    failures = download.download(args.root)
+    if failures:
+        print("Not downloaded:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    print("All data is there.")
+
+
+def offline_data(args):
+    from .offline import prepare
+
+    for name, value in prepare(args.folder).items():
+        print(f"export {name}={value}")
+
+
+COMMANDS = [
+    Command("check-env", "check that the pinned packages are installed", check_env),
+    Command("grade-examples", "the whole pipeline on the bundled example submissions, offline", grade_examples,
+            [WORKERS]),
+    Command("autograde", "autograde all students in parallel, resumable, with a report (a canary first)", autograde,
+            [ASSIGNMENT, arg("--students", default="*", help="only student ids matching this glob"), WORKERS,
+             arg("--force", action="store_true", help="grade again students that are already graded"),
+             arg("--no-canary", action="store_true",
+                 help="do not grade the solution and the untouched release first (they check the environment)")]),
+    Command("examples", "rebuild examples/submissions from examples/*.toml", examples),
+    Command("import-lms", "import a learning platform's bulk download into submitted/", import_lms,
+            [ASSIGNMENT, arg("download", type=Path, help="the zip downloaded from the platform"),
+             arg("--preset", required=True, choices=["moodle", "canvas", "olat"]),
+             arg("--ids", type=Path, default=None, help="CSV mapping platform ids/names to student ids")]),
+    Command("scores", "per-student, per-task score table from the gradebook", scores, [ASSIGNMENT]),
+    Command("try", "grade solution, untouched release and known mistakes of a notebook", trial,
+            [ASSIGNMENT, arg("notebook", nargs="?", help="one notebook (default: all of the assignment)"),
+             arg("--workdir", type=Path, default=None, help="folder for the trial course (default: a temporary one)")]),
+    Command("report", "instructor report with plots: reports/<assignment>/instructor-report.html", report,
+            [ASSIGNMENT]),
+    Command("similarity", "students with unusually similar answers: reports/<assignment>/similarity-report.html",
+            similarity,
+            [ASSIGNMENT, arg("--threshold", type=float, default=0.5, help="least mean share of overlapping code (0.5)"),
+             arg("--pair", nargs=2, metavar="STUDENT", help="two students' answers side by side instead")]),
+    Command("calibrate", "compare the kit's points with a human grader's: reports/<assignment>/calibration.html",
+            calibrate,
+            [ASSIGNMENT, arg("human", type=Path, help="CSV of hand-graded points per student and task "
+                                                      "(the layout of grades/<assignment>-tasks.csv)")]),
+    Command("audit", "grade mutants of the solutions: how many mistakes do the hidden tests catch? "
+                     "reports/<assignment>/audit.html", audit,
+            [ASSIGNMENT, arg("notebook", nargs="*", help="notebooks to audit (default: all of the assignment)"),
+             arg("--limit", type=int, default=40, help="mutants per notebook, drawn reproducibly (default 40; 0: all)"),
+             arg("--seed", type=int, default=0, help="which mutants are drawn"),
+             arg("--workers", type=int, default=None, help="mutants graded at once (default: CPUs)")]),
+    Command("manual-sheet", "a CSV of all answers to one text question, to grade in a spreadsheet", manual_sheet,
+            [ASSIGNMENT, arg("grade_id", help="the answer cell, e.g. svhn_a_answer")]),
+    Command("manual-import", "write the scores and comments of a filled-in sheet into the gradebook", manual_import,
+            [arg("sheet", type=Path)]),
+    Command("download-data", "download the datasets and weights of the notebooks into data/", download_data,
+            [arg("--check", action="store_true", help="only list what is missing (exit status 1 if anything is)")]),
+    Command("offline-data", "write the offline fixtures into a folder", offline_data, [arg("folder", type=Path)]),
+]
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m coursekit", description=__doc__.split("\n\n")[0])
+    top.add_argument("--root", type=Path, default=ROOT, help="course folder (default: this repository)")
+    top.add_argument("--no-sandbox", action="store_true", help="accept running student code WITHOUT the bubblewrap sandbox")
+    commands = top.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help)
+        for names, options in command.arguments:
+            sub.add_argument(*names, **options)
+        sub.set_defaults(run=command.run)
+    return top
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m coursekit", description=__doc__)
-    parser.add_argument("--root", type=Path, default=ROOT, help="course folder (default: this repository)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("check-env", help="check that the pinned packages are installed")
-    examples_run = commands.add_parser("grade-examples",
-                                       help="the whole pipeline on the bundled example submissions, offline")
-    examples_run.add_argument("--workers", type=int, default=None, help="students graded at once (default: CPUs)")
-    grade = commands.add_parser("autograde", help="autograde all students in parallel, resumable, with a report")
-    grade.add_argument("assignment")
-    grade.add_argument("--students", default="*", help="only student ids matching this glob")
-    grade.add_argument("--workers", type=int, default=None, help="students graded at once (default: CPUs)")
-    grade.add_argument("--force", action="store_true", help="grade again students that are already graded")
-    grade.add_argument("--no-canary", action="store_true",
-                       help="do not grade the solution and the untouched release first (they check the environment)")
-    commands.add_parser("examples", help="rebuild examples/submissions from examples/*.toml")
-    intake = commands.add_parser("import-lms", help="import a learning platform's bulk download into submitted/")
-    intake.add_argument("assignment")
-    intake.add_argument("download", type=Path, help="the zip downloaded from the platform")
-    intake.add_argument("--preset", required=True, choices=["moodle", "canvas", "olat"])
-    intake.add_argument("--ids", type=Path, default=None, help="CSV mapping platform ids/names to student ids")
-    scores = commands.add_parser("scores", help="per-student, per-task score table from the gradebook")
-    scores.add_argument("assignment")
-    trial = commands.add_parser("try", help="grade solution, untouched release and known mistakes of a notebook")
-    trial.add_argument("assignment")
-    trial.add_argument("notebook", nargs="?", help="one notebook (default: all of the assignment)")
-    trial.add_argument("--workdir", type=Path, default=None, help="folder for the trial course (default: a temporary one)")
-    report = commands.add_parser("report", help="instructor report with plots: reports/<assignment>/instructor-report.html")
-    report.add_argument("assignment")
-    similar = commands.add_parser("similarity", help="pairs of unusually similar answers: reports/<assignment>/similarity-report.html")
-    similar.add_argument("assignment")
-    similar.add_argument("--threshold", type=float, default=0.5, help="least mean share of overlapping code (0.5)")
-    calibrate = commands.add_parser("calibrate", help="compare the kit's points with a human grader's: "
-                                    "reports/<assignment>/calibration.html")
-    calibrate.add_argument("assignment")
-    calibrate.add_argument("human", type=Path, help="CSV of hand-graded points per student and task "
-                                                    "(the layout of grades/<assignment>-tasks.csv)")
-    audit = commands.add_parser("audit", help="grade mutants of the solutions: how many mistakes do the hidden tests "
-                                "catch? reports/<assignment>/audit.html")
-    audit.add_argument("assignment")
-    audit.add_argument("notebook", nargs="*", help="notebooks to audit (default: all of the assignment)")
-    audit.add_argument("--limit", type=int, default=40, help="mutants per notebook, drawn reproducibly (default 40; "
-                                                            "0: all of them)")
-    audit.add_argument("--seed", type=int, default=0, help="which mutants are drawn")
-    audit.add_argument("--workers", type=int, default=None, help="mutants graded at once (default: CPUs)")
-    sheet = commands.add_parser("manual-sheet", help="a CSV of all answers to one text question, to grade in a spreadsheet")
-    sheet.add_argument("assignment")
-    sheet.add_argument("grade_id", help="the answer cell, e.g. svhn_a_answer")
-    sheet_in = commands.add_parser("manual-import", help="write the scores and comments of a filled-in sheet into the gradebook")
-    sheet_in.add_argument("sheet", type=Path)
-    fetch = commands.add_parser("download-data", help="download the datasets and weights of the notebooks into data/")
-    fetch.add_argument("--check", action="store_true", help="only list what is missing (exit status 1 if anything is)")
-    data = commands.add_parser("offline-data", help="write the offline fixtures into a folder")
-    data.add_argument("folder", type=Path)
-    parser.add_argument("--no-sandbox", action="store_true",
-                        help="accept running student code WITHOUT the bubblewrap sandbox")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     if args.no_sandbox:
         import os
 
@@ -78,116 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         print("The environment does not match requirements.txt:\n  " + "\n  ".join(problems)
               + "\nRun the README's set-up command (it installs into .venv).", file=sys.stderr)
         return 2
-    if args.command == "check-env":
-        print("environment OK")
-    elif args.command == "grade-examples":
-        from .pipeline import grade_examples
-
-        grade_examples(args.root, workers=args.workers)
-    elif args.command == "autograde":
-        from .autograde import autograde, summary
-        from .canary import CanaryFailed
-
-        try:
-            outcomes = autograde(args.root, args.assignment, args.students, args.workers, args.force,
-                                 canary=not args.no_canary)
-        except CanaryFailed as failed:
-            print(f"error: {failed}", file=sys.stderr)
-            return 2
-        print(summary(outcomes))
-        print(f"report: {args.root / 'reports' / args.assignment / 'grading-report.md'}")
-        return 1 if any(o.status == "failed" for o in outcomes) else 0
-    elif args.command == "report":
-        from .report import instructor_report
-
-        print(instructor_report(args.root, args.assignment))
-    elif args.command == "similarity":
-        from .similarity import similarity_report
-
-        print(similarity_report(args.root, args.assignment, threshold=args.threshold))
-    elif args.command == "calibrate":
-        from .calibrate import calibration, write_report
-
-        try:
-            result = calibration(args.root, args.assignment, args.human)
-        except (OSError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        print(result.summary())
-        print(f"report: {write_report(args.root, result)}")
-    elif args.command == "audit":
-        from .audit import audit as run_audit, write_report as write_audit
-
-        from .course import released_notebooks
-
-        known = released_notebooks(args.root, args.assignment)
-        unknown = [nb for nb in args.notebook if nb not in known]
-        if unknown:
-            print(f"error: {', '.join(unknown)} not in {args.assignment} ({', '.join(known)})", file=sys.stderr)
-            return 1
-        result = run_audit(args.root, args.assignment, args.notebook or None, limit=args.limit or None,
-                           seed=args.seed, workers=args.workers)
-        print(result.summary())
-        print(f"report: {write_audit(args.root, result)}")
-        return 1 if result.baseline else 0
-    elif args.command in ("manual-sheet", "manual-import"):
-        from . import manual
-
-        try:
-            if args.command == "manual-sheet":
-                path = manual.write_sheet(args.root, args.assignment, args.grade_id)
-                print(f"{path}\n{path.with_name(args.grade_id + '-mark-scheme.md')}\n"
-                      f"Fill in the score (and comment) column, then: python -m coursekit manual-import {path}")
-            else:
-                print(f"{manual.import_sheet(args.root, args.sheet)} scores imported; "
-                      "run `nbgrader generate_feedback` to update the feedback")
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    elif args.command == "download-data":
-        from . import download
-
-        data_dir, torch_home = download.folders(args.root)
-        if args.check:
-            gone = download.missing(args.root)
-            for resource in download.RESOURCES:
-                print(f"  {resource.name:9} {'MISSING' if resource in gone else 'ok':8} {resource.what}")
-            return 1 if gone else 0
-        print(f"Downloading into {data_dir} (weights into {torch_home})")
-        failures = download.download(args.root)
-        if failures:
-            print("Not downloaded:\n  " + "\n  ".join(failures), file=sys.stderr)
-            return 1
-        print("All data is there.")
-    elif args.command == "examples":
-        from . import examples
-
-        for path in examples.write(args.root):
-            print(path.relative_to(args.root))
-    elif args.command == "import-lms":
-        from .intake import import_lms
-
-        print(import_lms(args.root, args.assignment, args.download, args.preset, args.ids))
-        print(f"report: {args.root / 'reports' / args.assignment / 'intake-report.md'}")
-    elif args.command == "scores":
-        from .course import score_table
-
-        print(score_table(args.root, args.assignment))
-    elif args.command == "try":
-        import tempfile
-
-        from . import trial as trial_run
-
-        if args.workdir:
-            return trial_run.main(args.assignment, args.notebook, args.workdir)
-        with tempfile.TemporaryDirectory() as workdir:
-            return trial_run.main(args.assignment, args.notebook, Path(workdir))
-    elif args.command == "offline-data":
-        from .offline import prepare
-
-        for name, value in prepare(args.folder).items():
-            print(f"export {name}={value}")
-    return 0
+    try:
+        return args.run(args) or 0
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -313,7 +313,6 @@ def write_report(root: str | Path, result: Audit) -> Path:
                               caught=sum(o.caught for o in outcomes), rate=result.rate(outcomes), tasks=tasks,
                               survivors=[o.mutant for o in outcomes if not o.caught]))
     page = env.get_template("audit.html.j2").render(result=result, notebooks=notebooks)
-    path = Path(root) / "reports" / result.assignment / "audit.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = course.Layout(root).reports(result.assignment) / "audit.html"
     path.write_text(page, encoding="utf-8")
     return path

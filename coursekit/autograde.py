@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 
 from . import course, download
-from .grading import cell_records, decided_by_exception
+from .kernel.grading import cell_records, decided_by_exception
 
 MARKER = ".coursekit-graded"
 UNREADABLE = ".unreadable"
@@ -128,11 +128,10 @@ def grade_student(root: Path, assignment: str, student: str, force: bool, timeou
     stamp = fingerprint(root, assignment, student)
     if not force and marker.exists() and marker.read_text() == stamp:
         return Outcome(student, "skipped")
-    command = [sys.executable, "-m", "nbgrader", "autograde", assignment, f"--student={student}", "--force"]
     for attempt in range(3):  # the shared SQLite gradebook may be locked for a moment
         try:
-            result = subprocess.run(command, cwd=root, env=course.command_env(env), capture_output=True,
-                                    text=True, timeout=timeout)
+            result = course.nbgrader(root, "autograde", assignment, f"--student={student}", "--force", env=env,
+                                     check=False, timeout=timeout)
         except subprocess.TimeoutExpired:
             return Outcome(student, "failed", time.perf_counter() - started,
                            f"grading took longer than {timeout:.0f} s and was stopped", problems)
@@ -240,8 +239,7 @@ def write_report(root: Path, assignment: str, outcomes: list[Outcome], warnings:
                               f"{flag['reason']}: `{flag['code']}`")
     lines += ["", "## Flagged for manual review", ""] + (review or ["Nothing."])
     lines += ["", "## What happened while grading", ""] + (events or ["Nothing unusual."])
-    path = root / "reports" / assignment / "grading-report.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = course.Layout(root).reports(assignment) / "grading-report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 
 from . import course
-from .grading import cell_records, lost_lines
+from .kernel.grading import cell_records, lost_lines
 
 TASK = re.compile(r"^\d+\([a-z]\)$")
 WITHIN = 0.5
@@ -272,7 +272,6 @@ def write_report(root: str | Path, result: Calibration) -> Path:
         mad=result.mean_abs(result.pairs), share=result.within(result.pairs), ccc=result.concordance(),
         far=[p for p in result.pairs if abs(p.difference) > WITHIN + 1e-9],
         plots=_plots(result) if result.pairs else [])
-    path = root / "reports" / result.assignment / "calibration.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = course.Layout(root).reports(result.assignment) / "calibration.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import course, download
+from . import download
 
 
 class CanaryFailed(RuntimeError):

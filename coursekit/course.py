@@ -1,8 +1,9 @@
-"""The course folder: its configuration, nbgrader commands run in it, scores from its gradebook."""
+"""The course folder: its layout and configuration, nbgrader commands run in it, scores from its gradebook."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -19,26 +20,106 @@ TASK_HEADING = re.compile(r"^#{1,6}\s*(\d+\([a-z]\))", re.M)
 BONUS_HEADING = re.compile(r"^#{1,6}\s*(\d+\([a-z]\))\s*Bonus\b", re.M | re.I)  # "### 3(e) Bonus: ... (3 points)"
 
 
-def assignments(root: str | Path = ROOT) -> dict[str, list[str]]:
-    """``{assignment: [notebook, ...]}`` as ``nbgrader_config.py`` lists them."""
+def _config(root: Path):
+    """``nbgrader_config.py`` of a course, loaded once per version of the file."""
+    path = root / "nbgrader_config.py"
+    return _load_config(str(root), path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_config(root: str, stamp: int):
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    return {name: list(notebooks) for name, notebooks in config.CourseKit.assignments.items()}
+    return PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+
+
+class Layout:
+    """The course folder: its configuration (``nbgrader_config.py``, loaded once) and every path the kit uses.
+
+    nbgrader's own commands find the course through their ``CourseDirectory``; the kit's plugins get it with
+    :meth:`of` (from the nbgrader app they run in), everything else with ``Layout(root)``."""
+
+    def __init__(self, root: str | Path = ROOT):
+        self.root = Path(root).resolve()
+
+    @property
+    def config(self):
+        return _config(self.root)
+
+    @classmethod
+    def of(cls, configurable) -> "Layout":
+        """The course of an nbgrader plugin or preprocessor: its app's ``coursedir``, else the configured root."""
+        node = configurable
+        while node is not None:
+            coursedir = getattr(node, "coursedir", None)
+            if coursedir is not None and getattr(coursedir, "root", None):
+                return cls(coursedir.root)
+            node = getattr(node, "parent", None)
+        root = configurable.config.get("CourseDirectory", {}).get("root") if hasattr(configurable, "config") else None
+        return cls(root or os.getcwd())
+
+    # -- configuration --------------------------------------------------------------------------
+    @property
+    def assignments(self) -> dict[str, list[str]]:
+        """``{assignment: [notebook, ...]}`` as ``c.CourseKit.assignments`` lists them."""
+        return {name: list(notebooks) for name, notebooks in self.config.CourseKit.assignments.items()}
+
+    def setting(self, name: str, default=None):
+        """``c.CourseKit.<name>``, or ``default``."""
+        return self.config.CourseKit.get(name, default)
+
+    def notebooks(self, assignment: str) -> list[str]:
+        """The notebooks of ``assignment`` that exist in ``source/``, in the configured order."""
+        return [nb for nb in self.assignments[assignment] if self.source(assignment, nb).exists()]
+
+    # -- folders -----------------------------------------------------------------------------------
+    def _path(self, folder: str, *parts) -> Path:
+        return self.root.joinpath(folder, *[p for p in parts if p])
+
+    def source(self, assignment: str = "", notebook: str = "") -> Path:
+        return self._path("source", assignment, f"{notebook}.ipynb" if notebook else "")
+
+    def release(self, assignment: str = "", notebook: str = "") -> Path:
+        return self._path("release", assignment, f"{notebook}.ipynb" if notebook else "")
+
+    def submitted(self, student: str = "", assignment: str = "") -> Path:
+        return self._path("submitted", student, assignment)
+
+    def autograded(self, student: str = "", assignment: str = "") -> Path:
+        return self._path("autograded", student, assignment)
+
+    def feedback(self, student: str = "", assignment: str = "") -> Path:
+        return self._path("feedback", student, assignment)
+
+    def reports(self, assignment: str) -> Path:
+        """``reports/<assignment>/``, created."""
+        path = self._path("reports", assignment)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def grades(self) -> Path:
+        return self._path("grades")
+
+    @property
+    def gradebook_url(self) -> str:
+        configured = self.config.get("CourseDirectory", {}).get("db_url") if (self.root / "nbgrader_config.py").exists() \
+            else None
+        return configured or f"sqlite:///{self.root / 'gradebook.db'}"
+
+
+def assignments(root: str | Path = ROOT) -> dict[str, list[str]]:
+    """``{assignment: [notebook, ...]}`` as ``nbgrader_config.py`` lists them."""
+    return Layout(root).assignments
 
 
 def setting(root: str | Path, name: str, default=None):
     """``c.CourseKit.<name>`` from ``nbgrader_config.py``, or ``default``."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    return config.CourseKit.get(name, default)
+    return Layout(root).setting(name, default)
 
 
 def released_notebooks(root: str | Path, assignment: str) -> list[str]:
     """The notebooks of ``assignment`` that exist in ``source/``, in the configured order."""
-    root = Path(root)
-    return [nb for nb in assignments(root)[assignment] if (root / "source" / assignment / f"{nb}.ipynb").exists()]
+    return Layout(root).notebooks(assignment)
 
 
 def command_env(extra: dict | None = None) -> dict[str, str]:
@@ -47,11 +128,24 @@ def command_env(extra: dict | None = None) -> dict[str, str]:
     return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", ""), **(extra or {})}
 
 
-def nbgrader(root: str | Path, *args: str, env: dict | None = None, check: bool = True,
-             capture: bool = True) -> subprocess.CompletedProcess:
-    """Run ``nbgrader <args>`` in the course folder with this Python."""
+def nbgrader(root: str | Path, *args: str, env: dict | None = None, check: bool = True, capture: bool = True,
+             timeout: float | None = None, on_line=None) -> subprocess.CompletedProcess:
+    """Run ``nbgrader <args>`` in the course folder with this Python: the one way the kit starts nbgrader.
+
+    ``on_line`` gets every line of its output as it comes (stdout and stderr together); ``timeout`` stops it
+    (``subprocess.TimeoutExpired``); ``check`` raises RuntimeError with the end of the output when it fails."""
     command = [sys.executable, "-m", "nbgrader", *args]
-    result = subprocess.run(command, cwd=root, env=command_env(env), capture_output=capture, text=True)
+    if on_line is None:
+        result = subprocess.run(command, cwd=root, env=command_env(env), capture_output=capture, text=True,
+                                timeout=timeout)
+    else:
+        process = subprocess.Popen(command, cwd=root, env=command_env(env), text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT)
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            on_line(line)
+        result = subprocess.CompletedProcess(command, process.wait(timeout=timeout), "".join(lines), "")
     if check and result.returncode != 0:
         tail = (result.stdout or "")[-3000:] + (result.stderr or "")[-3000:]
         raise RuntimeError(f"`nbgrader {' '.join(args)}` failed with exit code {result.returncode}:\n{tail}")
@@ -123,7 +217,7 @@ def cell_scores(root: str | Path, assignment: str, gradebook=None) -> dict[str, 
     order = {(nb, grade_id): i for i, (nb, ids) in enumerate(labels.items()) for grade_id in ids}  # notebook order
     result = {}
     with contextlib.nullcontext(gradebook) if gradebook is not None else \
-            Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            Gradebook(Layout(root).gradebook_url) as gb:
         for submission in gb.assignment_submissions(assignment):
             rows = []
             for notebook in submission.notebooks:

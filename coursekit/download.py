@@ -27,11 +27,15 @@ RESNET18_FILE = "resnet18-f37072fd.pth"
 
 @dataclass(frozen=True)
 class Resource:
+    """A dataset or weights file the notebooks read: where it lies, how to download it, and the small fixture in
+    the same format that stands in for it offline (``coursekit.offline``)."""
+
     name: str
     what: str
     files: tuple[str, ...]  # relative to the data folder; "torch/..." relative to TORCH_HOME
     fetch: Callable[[Path, Path], None]
     size: str
+    fixture: Callable[[Path], None]  # writes the offline stand-in into a data folder (TORCH_HOME = <folder>/torch)
 
     def paths(self, data_dir: Path, torch_home: Path) -> list[Path]:
         return [torch_home / f.removeprefix("torch/") if f.startswith("torch/") else data_dir / f for f in self.files]
@@ -94,18 +98,30 @@ def _photo(data_dir: Path, torch_home: Path) -> None:
     (data_dir / "photos" / "example.jpg.credit.txt").write_text(PHOTO_CREDIT)
 
 
+def _fixture(name: str, *args, **kwargs):
+    """A fixture writer of ``coursekit.kernel.fixtures``, called with the data folder (imported when it runs)."""
+    def write(root: Path) -> None:
+        from .kernel import fixtures
+
+        getattr(fixtures, name)(*[a(root) if callable(a) else a for a in args], **kwargs)
+    return write
+
+
 RESOURCES = (
-    Resource("svhn", "SVHN house numbers (exam 3)", ("train_32x32.mat", "test_32x32.mat"), _svhn, "246 MB"),
+    Resource("svhn", "SVHN house numbers (exam 3)", ("train_32x32.mat", "test_32x32.mat"), _svhn, "246 MB",
+             _fixture("write_svhn", lambda root: root, n_train=600, n_test=300)),
     Resource("mnist", "MNIST digits (lab 2)", tuple(f"MNIST/raw/{f}" for f in (
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")),
-        _mnist, "55 MB"),
+        _mnist, "55 MB", _fixture("write_mnist", lambda root: root, n_train=600, n_test=300)),
     Resource("cifar10", "CIFAR-10 (lab 3)", tuple(f"cifar-10-batches-py/{f}" for f in (
         "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")),
-        _cifar10, "178 MB"),
+        _cifar10, "178 MB", _fixture("write_cifar10", lambda root: root, n_per_batch=120, n_test=120)),
     Resource("resnet18", "ImageNet weights of ResNet-18 (exam 1)", (f"torch/hub/checkpoints/{RESNET18_FILE}",),
-             _resnet18, "45 MB"),
-    Resource("names", "UCI gender by name (exam 2)", ("name_gender_dataset.csv",), _names, "4 MB"),
-    Resource("photo", "example photo of Grad-CAM (exam 1)", ("photos/example.jpg",), _photo, "1 MB"),
+             _resnet18, "45 MB", _fixture("write_resnet18_weights", lambda root: root / "torch")),
+    Resource("names", "UCI gender by name (exam 2)", ("name_gender_dataset.csv",), _names, "4 MB",
+             _fixture("write_gender_csv", lambda root: root / "name_gender_dataset.csv", n=600)),
+    Resource("photo", "example photo of Grad-CAM (exam 1)", ("photos/example.jpg",), _photo, "1 MB",
+             _fixture("write_photo", lambda root: root / "photos" / "example.jpg")),
 )
 
 # which notebooks read which resources

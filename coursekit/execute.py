@@ -13,11 +13,11 @@ This subclass grades a notebook as far as it got instead:
   kernel is killed above ``memory_limit``;
 * text and image outputs are capped per cell while they arrive;
 * the kernel runs in a sandbox (``coursekit.sandbox.SandboxKernelManager``);
-* before every grade cell, ``coursekit.guard`` restores what a notebook may have
+* before every grade cell, ``coursekit.kernel.guard`` restores what a notebook may have
   tampered with (stderr, display formatters, torch, the grading helper) and reports it.
 
-Every such event is written into the notebook's metadata (``coursekit`` key) for the
-grading report and shown to the student in a note at the top of the notebook.
+Every such event is written into the notebook's metadata for the grading report and shown to the
+student in a note at the top of the notebook (``coursekit.notes``).
 """
 
 from __future__ import annotations
@@ -28,34 +28,17 @@ import time
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat import NotebookNode
-from nbformat.v4 import new_markdown_cell, new_output
+from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
-from . import guard
-
-NOTE_HEADING = "**Notes from grading**"
-
+from . import notes
+from .kernel import guard
 
 def not_run(reason: str) -> NotebookNode:
     return new_output("error", ename="NotRun", evalue=f"not run: {reason}",
                       traceback=[f"NotRun: this cell was not run because {reason}"])
-
-
-def add_note(nb, text: str) -> None:
-    """Add a line to the grading note at the top of the notebook (created when needed)."""
-    first = nb.cells[0] if nb.cells else None
-    if first is None or not first.get("metadata", {}).get("coursekit_note"):
-        first = new_markdown_cell(NOTE_HEADING + "\n")
-        first.metadata["coursekit_note"] = True
-        nb.cells.insert(0, first)
-    first.source += f"\n- {text}"
-
-
-def record(nb, kind: str, text: str) -> None:
-    """Remember an event for the grading report; the student sees it in the note at the top."""
-    nb.metadata.setdefault("coursekit", {}).setdefault("events", []).append({"kind": kind, "text": text})
 
 
 class _MemoryWatch(threading.Thread):
@@ -118,17 +101,17 @@ class SafeExecute(Execute):
         self._caps: dict[int, dict] = {}
         flags = guard.scan(nb)
         if flags:  # for the instructor's report only
-            nb.metadata.setdefault("coursekit", {})["flags"] = flags
+            notes.set_value(nb, "flags", flags)
         try:
             return super().preprocess(nb, resources, km)
         finally:
             if self._watch is not None:
                 self._watch.stop()
-                nb.metadata.setdefault("coursekit", {})["peak_memory_mb"] = round(self._watch.peak / 2**20)
-            nb.metadata.setdefault("coursekit", {})["seconds"] = round(time.monotonic() - self._started, 1)
+                notes.set_value(nb, "peak_memory_mb", round(self._watch.peak / 2**20))
+            notes.set_value(nb, "seconds", round(time.monotonic() - self._started, 1))
             # only now: inserting a cell while the cells are executed would shift their indices
-            for event in nb.metadata["coursekit"].get("events", []):
-                add_note(nb, event["text"])
+            notes.show_events(nb)
+            notes.add_table_style(nb)
 
     # -- one cell ----------------------------------------------------------------------
     def preprocess_cell(self, cell, resources, index):
@@ -167,7 +150,7 @@ class SafeExecute(Execute):
 
     def _stop(self, reason: str) -> None:
         self._stopped = reason
-        record(self.nb, "stopped", f"Execution stopped: {reason}. Later cells were not run "
+        notes.record(self.nb, "stopped", f"Execution stopped: {reason}. Later cells were not run "
                                    "and their tests score 0; earlier cells keep their points.")
 
     def _death_reason(self) -> str:
@@ -236,9 +219,8 @@ class SafeExecute(Execute):
         grade_id = cell.metadata.nbgrader.get("grade_id")
         for item in found:
             text = f"Before the test cell `{grade_id}` the grader restored {item} (changed by the notebook)."
-            self.nb.metadata.setdefault("coursekit", {}).setdefault("tampering", []).append(
-                {"cell": grade_id, "what": item})
-            record(self.nb, "tampering", text)
+            notes.append(self.nb, "tampering", {"cell": grade_id, "what": item})
+            notes.record(self.nb, "tampering", text)
 
     # -- output caps --------------------------------------------------------------------
     def output(self, outs, msg, display_id, cell_index):

@@ -11,9 +11,12 @@ for every assignment in ``grades/``:
   cells: not submitted, or a text answer waiting for its grader.
 * ``<assignment>-moodle.csv``: Moodle's *Import grades from CSV* layout (map "Email address" or
   "ID number" to the user, the assignment column to the grade item).
-* ``<assignment>-canvas.csv``: Canvas's gradebook import layout (``Student``, ``ID``,
-  ``SIS User ID``, ``SIS Login ID``, ``Section``, then the assignment; ``SIS User ID`` holds the
-  nbgrader student id, ``ID`` is left to Canvas).
+* ``<assignment>-canvas.csv``: Canvas's gradebook import layout (``Student`` as "Last, First",
+  ``ID``, ``SIS User ID``, ``SIS Login ID``, ``Section``, then the assignment, whose header is
+  "<assignment> (<Canvas assignment id>)" when ``c.CourseKit.canvas_assignment_ids`` gives the id, so
+  that Canvas fills the existing assignment instead of creating a new one; the first row is
+  Canvas's "Points Possible" row with the maximum).  ``SIS User ID`` holds the nbgrader student id,
+  ``ID`` is left to Canvas: map the student ids to Canvas by the SIS User ID.
 
 A student without a submission, or with text answers still waiting for manual grading, gets an
 **empty** grade in the platform files (the platform keeps what it had; nothing half-graded is
@@ -23,7 +26,6 @@ uploaded); the log names them.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 from nbgrader.plugins import CsvExportPlugin
@@ -77,7 +79,7 @@ class TaskExportPlugin(CsvExportPlugin):
 
     def export(self, gradebook) -> None:
         super().export(gradebook)
-        root = Path(os.getcwd())
+        root = course.Layout.of(self).root
         wanted = [str(a) for a in self.assignment]
         out = root / self.folder
         out.mkdir(parents=True, exist_ok=True)
@@ -94,10 +96,17 @@ class TaskExportPlugin(CsvExportPlugin):
             self.write(out / f"{name}-moodle.csv", ["First name", "Last name", "ID number", "Email address", name],
                        [{"First name": r["first_name"], "Last name": r["last_name"], "ID number": r["student_id"],
                          "Email address": r["email"], name: lms_grade(r)} for r in rows])
-            self.write(out / f"{name}-canvas.csv", ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", name],
-                       [{"Student": ", ".join(x for x in (r["last_name"], r["first_name"]) if x) or r["student_id"],
-                         "ID": "", "SIS User ID": r["student_id"], "SIS Login ID": r["email"] or r["student_id"],
-                         "Section": "", name: lms_grade(r)} for r in rows])
+            canvas_id = (course.setting(root, "canvas_assignment_ids", {}) or {}).get(name)
+            column = f"{name} ({canvas_id})" if canvas_id else name
+            possible = next((r["max"] for r in rows if r["max"]), "")
+            self.write(out / f"{name}-canvas.csv", ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", column],
+                       [{"Student": "    Points Possible", column: possible}]
+                       + [{"Student": ", ".join(x for x in (r["last_name"], r["first_name"]) if x) or r["student_id"],
+                           "ID": "", "SIS User ID": r["student_id"], "SIS Login ID": r["email"] or r["student_id"],
+                           "Section": "", column: lms_grade(r)} for r in rows])
+            if not canvas_id:
+                self.log.info("%s: no Canvas assignment id in c.CourseKit.canvas_assignment_ids, so Canvas would "
+                              "create a new assignment from %s-canvas.csv", name, name)
             open_ = [r["student_id"] for r in rows if r["submitted"] == "yes" and r["manual_open"] != "0"]
             absent = [r["student_id"] for r in rows if r["submitted"] == "no"]
             self.log.info("Exported %s per task to %s (%d students)", name, out / f"{name}-tasks.csv", len(rows))

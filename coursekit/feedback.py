@@ -14,11 +14,13 @@ from __future__ import annotations
 import html
 
 from nbconvert.preprocessors import Preprocessor
-from traitlets import Bool
 from nbformat.v4 import new_markdown_cell
+from nbgrader import preprocessors as nbgrader_preprocessors
+from traitlets import Bool, List
 
 from .course import bonus_tasks, task_labels
-from .grading import lost_lines, rubric_record, strip_records
+from .kernel.grading import lost_lines, rubric_record, strip_records
+from .notes import TABLE_STYLE
 
 
 def _cell_text(text: str) -> str:
@@ -65,7 +67,7 @@ def summary(nb, waiting: set[str] = frozenset()) -> str:
                   + (" bonus" if label in bonus else ""))
         lost = "<br>".join(_cell_text(x) for x in task["lost"]) or ("not graded yet" if task["open"] else "&ndash;")
         rows.append(f"<tr><td {style}>{_cell_text(label)}</td><td {style}>{points}</td><td {style}>{lost}</td></tr>")
-    heading = (f"### Your score: {earned:g} / {possible:g} points"
+    heading = (TABLE_STYLE + "\n\n" + f"### Your score: {earned:g} / {possible:g} points"
                + (f" (bonus included; up to {extra:g} bonus points on top of the {possible:g})" if extra else "")
                + (f" ({open_answers} text answer{'s' if open_answers != 1 else ''} not graded yet)" if open_answers else ""))
     return (heading + "\n\n<table style=\"border-collapse:collapse\">"
@@ -79,8 +81,14 @@ class TaskSummary(Preprocessor):
     enabled = Bool(True, help="nbconvert runs only enabled preprocessors").tag(config=True)
 
     def preprocess(self, nb, resources):
-        cell = new_markdown_cell(summary(nb, self.waiting(resources)))
+        waiting = self.waiting(resources)
+        cell = new_markdown_cell(summary(nb, waiting))
         strip_records(nb)
+        for other in nb.cells:  # nbgrader would show "Score: 0.0 / 4.0" for an answer no grader has seen yet
+            meta = other.metadata.get("nbgrader", {})
+            if meta.get("grade_id") in waiting and meta.get("solution"):
+                meta["grade"] = False
+                other.source += "\n\n*(not graded yet)*" if other.cell_type == "markdown" else ""
         cell.metadata["coursekit_summary"] = True
         nb.cells.insert(0, cell)
         return nb, resources
@@ -96,3 +104,16 @@ class TaskSummary(Preprocessor):
         with Gradebook(info["db_url"]) as gb:
             notebook = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
             return {g.name for g in notebook.grades if g.manual_score is None and g.auto_score is None}
+
+
+class ClearHiddenTests(nbgrader_preprocessors.ClearHiddenTests):
+    """nbgrader's ClearHiddenTests, with the ``display_data_priority`` that nbconvert sets for every preprocessor
+    made configurable, so that ``generate_feedback`` does not warn about it for every notebook."""
+
+    display_data_priority = List().tag(config=True)
+
+
+class ClearMarkScheme(nbgrader_preprocessors.ClearMarkScheme):
+    """nbgrader's ClearMarkScheme, without the same warning."""
+
+    display_data_priority = List().tag(config=True)

@@ -35,8 +35,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -159,9 +157,7 @@ class LmsCollector(FileNameCollectorPlugin):
     def _setup(self):
         if getattr(self, "_index", None) is not None:
             return
-        coursedir = self.parent.coursedir
-        release = self.release_dir or os.path.join(coursedir.root, coursedir.release_directory,
-                                                   coursedir.assignment_id)
+        release = self.release_dir or course.Layout.of(self).release(self.parent.coursedir.assignment_id)
         self._index = ReleaseIndex(Path(release))
         self._ids = read_id_map(self.ids)
         self._pattern = re.compile(self.named_regexp or PRESETS[self.preset])
@@ -231,14 +227,11 @@ def import_lms(root: str | Path, assignment: str, download: str | Path, preset: 
         shutil.copy2(download, extracted / download.name)
     log = base / LOG
     log.unlink(missing_ok=True)
-    args = [sys.executable, "-m", "nbgrader", "zip_collect", assignment, "--force",
-            "--collector=coursekit.intake.LmsCollector", f"--LmsCollector.preset={preset}",
-            f"--LmsCollector.log_file={log}"]
+    args = ["zip_collect", assignment, "--force", "--collector=coursekit.intake.LmsCollector",
+            f"--LmsCollector.preset={preset}", f"--LmsCollector.log_file={log}"]
     if ids:
         args.append(f"--LmsCollector.ids={Path(ids).resolve()}")
-    result = subprocess.run(args, cwd=root, env=course.command_env(), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"nbgrader zip_collect failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    course.nbgrader(root, *args)
     decisions = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     for d in decisions:  # of two uploads of one notebook nbgrader keeps the newest
         if d["decision"] == "imported":
@@ -260,7 +253,6 @@ def write_report(root: Path, assignment: str, decisions: list[dict]) -> str:
             lines.append(f"- {who}`{d['file']}`{target}: {d['reason']}")
         lines.append("")
     text = "\n".join(lines)
-    path = root / "reports" / assignment / "intake-report.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = course.Layout(root).reports(assignment) / "intake-report.md"
     path.write_text(text)
     return text

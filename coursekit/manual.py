@@ -17,7 +17,9 @@ manual comment, no longer "needs manual grade"); rows with an empty score are sk
 from __future__ import annotations
 
 import csv
+import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -61,7 +63,7 @@ def write_sheet(root: str | Path, assignment: str, grade_id: str, out: Path | No
     out = out or root / "manual" / assignment / f"{grade_id}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+    with Gradebook(course.Layout(root).gradebook_url) as gb:
         for submission in sorted(gb.assignment_submissions(assignment), key=lambda s: s.student.id):
             student = submission.student.id
             grade = gb.find_grade(grade_id, notebook, assignment, student)
@@ -87,21 +89,47 @@ def write_sheet(root: str | Path, assignment: str, grade_id: str, out: Path | No
     return out
 
 
-def import_sheet(root: str | Path, sheet: Path) -> int:
-    """Write the filled-in scores and comments of ``sheet`` into the gradebook; return how many."""
+@dataclass
+class Imported:
+    """What ``import_sheet`` wrote: the number of scores, and the students whose row was left blank."""
+
+    count: int
+    blank: list[str]
+
+    def __str__(self) -> str:
+        text = f"{self.count} scores imported"
+        if self.blank:
+            text += (f"; {len(self.blank)} rows left blank (not graded yet): " + ", ".join(self.blank[:20])
+                     + (" ..." if len(self.blank) > 20 else ""))
+        return text
+
+
+def read_rows(sheet: Path) -> list[dict]:
+    """The rows of a sheet saved by any spreadsheet program: ``,``, ``;`` (German or French Excel) or tab separated."""
+    text = Path(sheet).read_text(encoding="utf-8-sig")
+    first = text.splitlines()[0] if text.strip() else ""
+    try:
+        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    return list(csv.DictReader(io.StringIO(text, newline=""), dialect=dialect))
+
+
+def import_sheet(root: str | Path, sheet: Path) -> Imported:
+    """Write the filled-in scores and comments of ``sheet`` into the gradebook; say how many and which rows were blank."""
     from nbgrader.api import Gradebook, MissingEntry
 
     root = Path(root)
-    with open(sheet, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(sheet)
     missing = [c for c in ("student_id", "assignment", "notebook", "grade_id", "score") if rows and c not in rows[0]]
     if missing:
         raise ValueError(f"{sheet}: the columns {', '.join(missing)} are missing")
-    problems, updates = [], []
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+    problems, updates, blank = [], [], []
+    with Gradebook(course.Layout(root).gradebook_url) as gb:
         for line, row in enumerate(rows, 2):
             text = (row.get("score") or "").strip().replace(",", ".")
             if not text:
+                blank.append(row.get("student_id") or f"line {line}")
                 continue
             where = f"line {line} ({row['student_id']})"
             try:
@@ -126,4 +154,4 @@ def import_sheet(root: str | Path, sheet: Path) -> int:
             grade.needs_manual_grade = False
             comment.manual_comment = text or None
         gb.db.commit()
-    return len(updates)
+    return Imported(len(updates), blank)

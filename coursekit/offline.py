@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import fixtures
+from . import download
 
-FORMAT = "3"  # bump when the fixtures change, so that old folders are rebuilt
+FORMAT = "4"  # bump when the fixtures change, so that old folders are rebuilt
 
 STARTUP = """\
 # Written by coursekit.offline: make torchvision trust the offline fixture files.
-from coursekit.fixtures import trust_checksums_for_session as _trust
+from coursekit.kernel.fixtures import trust_checksums_for_session as _trust
 _trust({root!r})
 del _trust
 """
@@ -40,12 +40,8 @@ def prepare(root: str | Path) -> dict[str, str]:
     stamp = root / ".fixtures"
     if not (stamp.exists() and stamp.read_text() == FORMAT):
         root.mkdir(parents=True, exist_ok=True)
-        fixtures.write_svhn(root, n_train=600, n_test=300)
-        fixtures.write_cifar10(root, n_per_batch=120, n_test=120)
-        fixtures.write_mnist(root, n_train=600, n_test=300)
-        fixtures.write_gender_csv(root / "name_gender_dataset.csv", n=600)
-        fixtures.write_resnet18_weights(root / "torch")
-        fixtures.write_photo(root / "photos" / "example.jpg")
+        for resource in download.RESOURCES:  # every dataset and weights file has its stand-in
+            resource.fixture(root)
         startup = root / "ipython" / "profile_default" / "startup"
         startup.mkdir(parents=True, exist_ok=True)
         (startup / "00-trust-fixtures.py").write_text(STARTUP.format(root=str(root)))

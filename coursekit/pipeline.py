@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from .report import instructor_report
 from .similarity import similarity_report
 
 EXAMPLE_STUDENTS = "example_*"
-_PROGRESS = re.compile(r"Autograding |Writing \d+ bytes to .*feedback|ERROR")
+_PROGRESS = re.compile(r"Autograding |Writing \d+ bytes to .*feedback|ERROR|WARNING")
 
 
 def _step(title: str, say) -> float:
@@ -37,15 +35,12 @@ def run_nbgrader(root: Path, *args: str, say=print) -> None:
     """Run an nbgrader command, echoing the lines that show its progress."""
     say(f"$ nbgrader {' '.join(args)}")
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=root, text=True,
-                               env=course.command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    log = []
-    for line in process.stdout:
-        log.append(line)
+
+    def progress(line: str) -> None:
         if _PROGRESS.search(line):
             say(f"  [{time.perf_counter() - started:5.0f} s] {line.strip()}")
-    if process.wait() != 0:
-        raise RuntimeError(f"`nbgrader {' '.join(args)}` failed:\n{''.join(log[-40:])}")
+
+    course.nbgrader(root, *args, on_line=progress)
 
 
 def collect_examples(root: Path) -> list[str]:
@@ -106,6 +101,6 @@ def grade_examples(root: str | Path = ROOT, say=print, workers: int | None = Non
 
     report = "\n\n".join(tables)
     say("\n" + report)
-    say(f"\nDone in {time.perf_counter() - started:.0f} s.  Text answers wait for manual grading: "
-        "`nbgrader formgrader`, then `nbgrader generate_feedback` again.")
+    say(f"\nDone in {time.perf_counter() - started:.0f} s.  Text answers wait for manual grading: `jupyter lab`, "
+        "menu Nbgrader > Formgrader (README, step 6), then `nbgrader generate_feedback` again.")
     return report

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import os
 import re
 from pathlib import Path
 
@@ -29,7 +28,8 @@ from traitlets import Float, Unicode
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .execute import record
+from .course import Layout
+from .notes import record
 
 
 def _meta(cell) -> dict:
@@ -169,9 +169,10 @@ class RepairSubmission(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         assignment = resources["nbgrader"]["assignment"]
         notebook = resources["nbgrader"]["notebook"]
-        root = self.config.CourseDirectory.get("root") or os.getcwd()
-        folder = Path(self.release_directory or Path(root) / "release")
-        path = folder / assignment / f"{notebook}.ipynb"
+        if self.release_directory:
+            path = Path(self.release_directory) / assignment / f"{notebook}.ipynb"
+        else:
+            path = Layout.of(self).release(assignment, notebook)
         if not path.exists():
             return nb, resources
         release_nb = nbformat.read(path, as_version=4)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import base64
-import html
 import io
 import math
 import re
@@ -29,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 from . import course
-from .grading import lost_lines, rubric_record
+from .kernel.grading import lost_lines, rubric_record
 
 QUIZ_KEY = re.compile(r"^(_key_\w+)\s*=\s*(\{[^}]*\})", re.M)
 QUIZ_ANSWERS = re.compile(r"""find_answers\(globals\(\), ["'](\w+)["']""")
@@ -52,7 +51,10 @@ class Task:
 
     @property
     def difficulty(self) -> float | None:
-        """Mean share of the points (1: everybody got everything)."""
+        """Mean share of the points (1: everybody got everything); None for a text answer some of whose answers
+        still wait for their grader (the blank answers nbgrader scores 0 by itself would make it look hard)."""
+        if self.manual and any(v is None for v in self.scores.values()):
+            return None
         graded = self.graded
         return sum(graded.values()) / (len(graded) * self.max_score) if graded and self.max_score else None
 
@@ -112,7 +114,7 @@ def gather(root: Path, assignment: str) -> tuple[list[Task], dict[str, float]]:
 
 def quiz_outcomes(root: Path, assignment: str) -> dict[str, dict[str, Counter]]:
     """``{question variable: {statement: Counter(right=, wrong=, unanswered=)}}`` over all students."""
-    from .quiz import MISSING, tally
+    from .kernel.quiz import MISSING, tally
 
     result: dict[str, dict[str, Counter]] = {}
     for nb_name in course.released_notebooks(root, assignment):
@@ -189,10 +191,12 @@ def _plots(tasks: list[Task], quiz: dict[str, dict[str, Counter]]) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figures = []
     notebooks = list(dict.fromkeys(t.notebook for t in tasks))
-    fig, axes = plt.subplots(1, len(notebooks), figsize=(3.2 * len(notebooks), 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(notebooks), figsize=(3.2 * len(notebooks), 2.9), squeeze=False,
+                             constrained_layout=True)
     for ax, nb in zip(axes[0], notebooks):
         mine = [t for t in tasks if t.notebook == nb]
         students = sorted({s for t in mine for s in t.scores})
@@ -202,12 +206,14 @@ def _plots(tasks: list[Task], quiz: dict[str, dict[str, Counter]]) -> list[str]:
         ax.set_title(nb, fontsize=9)
         ax.set_xlabel(f"points (of {possible:g})", fontsize=8)
         ax.set_ylabel("students", fontsize=8)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # students come whole
     fig.suptitle("Score distribution per notebook (text answers not yet graded count 0)", fontsize=10)
     figures.append(_png(fig))
 
     shown = [t for t in tasks if t.difficulty is not None]
     if shown:
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.28 * len(shown) + 1.2), sharey=True)
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.28 * len(shown) + 1.2), sharey=True,
+                                          constrained_layout=True)
         labels = [f"{t.notebook.split('_', 1)[0]}:{t.label}{' (text)' if t.manual else ''}" for t in shown]
         y = range(len(shown))
         left.barh(y, [t.difficulty for t in shown], color="#55a868")
@@ -222,7 +228,7 @@ def _plots(tasks: list[Task], quiz: dict[str, dict[str, Counter]]) -> list[str]:
         figures.append(_png(fig))
 
     for name, statements in quiz.items():
-        fig, ax = plt.subplots(figsize=(5, 0.35 * len(statements) + 1))
+        fig, ax = plt.subplots(figsize=(5, 0.35 * len(statements) + 1.4), constrained_layout=True)
         labels = list(statements)
         n = [sum(statements[s].values()) or 1 for s in labels]
         left = [0.0] * len(labels)
@@ -233,7 +239,7 @@ def _plots(tasks: list[Task], quiz: dict[str, dict[str, Counter]]) -> list[str]:
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_title(f"{name}: answers per statement", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)  # off the bars
         figures.append(_png(fig))
     return figures
 
@@ -246,47 +252,15 @@ def instructor_report(root: str | Path, assignment: str, top: int = 3) -> Path:
         rest = {s: totals[s] - (task.scores.get(s) or 0) for s in task.graded}
         students = sorted(task.graded)
         task.discrimination = pearson([task.graded[s] for s in students], [rest[s] for s in students])
+        if task.difficulty is None:
+            task.discrimination = None  # a text answer not graded for everybody yet
     quiz = quiz_outcomes(root, assignment)
-    esc = html.escape
-    rows = []
-    for t in tasks:
-        waiting = sum(v is None for v in t.scores.values())
-        common = "<br>".join(f"{n}&times; {esc(c)}" for c, n in t.deductions.most_common(top)) or "&ndash;"
-        rows.append(
-            f"<tr><td>{esc(t.notebook)}</td><td>{esc(t.label)}{' (text)' if t.manual else ''}</td>"
-            f"<td>{t.max_score:g}</td><td>{'' if t.difficulty is None else f'{t.difficulty:.2f}'}</td>"
-            f"<td>{'&ndash;' if t.discrimination is None else f'{t.discrimination:+.2f}'}</td>"
-            f"<td>{t.errors}</td><td>{waiting or ''}</td><td class=c>{common}</td></tr>")
-    quiz_rows = []
-    for name, statements in quiz.items():
-        for label, counts in statements.items():
-            n = sum(counts.values()) or 1
-            quiz_rows.append(f"<tr><td>{esc(name)}</td><td>({esc(label)})</td>"
-                             + "".join(f"<td>{counts[o] / n:.0%}</td>" for o in ("right", "wrong", "unanswered"))
-                             + "</tr>")
-    alerts = warnings(tasks)
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Instructor report: {esc(assignment)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse;font-size:90%}}
-td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}} th{{background:#eee}} td.c{{font-size:85%}}
-.warn{{background:#fff3cd;border:1px solid #e0c060;padding:.5em 1em}} img{{max-width:100%}}</style></head><body>
-<h1>Instructor report: {esc(assignment)}</h1>
-<p>{len(totals)} students with a submission; mean total {sum(totals.values()) / max(1, len(totals)):.1f} points
-(text answers not graded yet count 0). Difficulty: mean share of a task's points; discrimination: correlation of
-a task's points with the student's points in the rest of the assignment (&ndash;: not enough variation).</p>
-<h2>Warnings</h2>
-{('<div class=warn><ul>' + ''.join(f'<li>{esc(a)}</li>' for a in alerts) + '</ul></div>') if alerts else '<p>No task looks broken.</p>'}
-<h2>Plots</h2>
-{''.join(f'<p>{f}</p>' for f in _plots(tasks, quiz))}
-<h2>Tasks</h2>
-<table><tr><th>notebook</th><th>task</th><th>points</th><th>difficulty</th><th>discrimination</th>
-<th>test errors</th><th>ungraded</th><th>most frequent deductions</th></tr>
-{''.join(rows)}</table>
-{('<h2>True/false statements</h2><table><tr><th>question</th><th>statement</th><th>right</th><th>wrong</th>'
-  '<th>unanswered</th></tr>' + ''.join(quiz_rows) + '</table>') if quiz_rows else ''}
-</body></html>
-"""
-    path = root / "reports" / assignment / "instructor-report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+    page = env.get_template("instructor-report.html.j2").render(
+        assignment=assignment, tasks=tasks, top=top, totals=totals, quiz=quiz, alerts=warnings(tasks),
+        plots=_plots(tasks, quiz), mean=sum(totals.values()) / max(1, len(totals)))
+    path = course.Layout(root).reports(assignment) / "instructor-report.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -5,7 +5,8 @@ autograding (``nbgrader_config.py``).  The kernel runs under ``bwrap`` with:
 
 * no network (its own network namespace; kernel and grader talk over Unix sockets
   in a private folder instead of TCP);
-* a read-only view of the system, the Python installation, the kit's package and the
+* a read-only view of the system, the Python installation, the kit's kernel package
+  (``coursekit/kernel``: what runs in the student's kernel; not the grader's code) and the
   data and torch caches; no ``source/``, no gradebook, no other students' folders; the kernels import
   the grader's own kit (``PYTHONPATH``), wherever it is installed;
 * write access only to its own working copy (``autograded/<student>/<assignment>``),
@@ -52,8 +53,9 @@ def bwrap_works(bwrap: str = "bwrap") -> bool:
 
 
 def readonly_paths(extra: list[str]) -> list[str]:
-    """What a sandboxed kernel may read: Python, the kit, the data caches, and ``extra``."""
-    paths = {sys.base_prefix, sys.prefix, str(Path(coursekit.__file__).resolve().parent)}
+    """What a sandboxed kernel may read: Python, the kit's kernel package, the data caches, and ``extra``."""
+    package = Path(coursekit.__file__).resolve().parent  # only the kernel package of the kit, not the grader's code
+    paths = {sys.base_prefix, sys.prefix, str(package / "__init__.py"), str(package / "kernel")}
     paths.update(p for p in (os.environ.get(k) for k in ("COURSE_DATA_DIR", "TORCH_HOME")) if p)
     paths.update(extra)
     return sorted(str(Path(p).resolve()) for p in paths if p and Path(p).exists())

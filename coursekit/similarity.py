@@ -1,15 +1,27 @@
-"""Similarity report: pairs of students whose code answers are unusually alike.
+"""Similarity report: students whose code answers are unusually alike, across the whole assignment.
 
 ``python -m coursekit similarity <assignment>`` writes ``reports/<assignment>/similarity-report.html``.
 For every code task (the answer cells under one ``### N(x)`` heading) it fingerprints each
 student's answer with ``copydetect`` (winnowing over the token stream, as MOSS does: names and
 literals are normalised, so renaming variables does not hide a copy), after removing the code the
-release gave everyone (the template's fingerprints are *boilerplate*), compares every pair and
-ranks the pairs by the share of their answers that overlap.  The instructor's solution takes part
-as ``(solution)``, which catches a leaked solution.  Each listed pair gets a side-by-side view
-with the overlapping code marked.  Notebooks whose answers are not code (the true/false quiz) are
-left out (``c.CourseKit.similarity_skip`` in ``nbgrader_config.py``).  A high score is a reason to look, not a verdict: short tasks
-have few ways to be right.
+release gave everyone (the template's fingerprints are *boilerplate*), and compares every pair.
+
+What a TA needs first comes first, and the page stays short for any class size:
+
+* **pairs of students ranked across all tasks together**: for each task in which two students'
+  answers overlap by at least the threshold, the pair gets the weight ``log(pairs / similar pairs)``
+  of that task (an overlap that few pairs share weighs much, one that many share little), summed over
+  the tasks; at most 25 pairs are listed, each with its tasks;
+* **clusters** of three or more students linked by such pairs;
+* **overlaps explained by the solution** are set apart: when both answers also match the instructor's
+  solution (which takes part as ``(solution)``), everyone who solved the task right looks alike; such
+  tasks do not count for the pair, and the report says per task how many answers match the solution;
+* the side-by-side view of the listed pairs (folded), and of any chosen pair with
+  ``--pair <student> <student>`` (``reports/<assignment>/similarity-<a>-<b>.html``).
+
+Notebooks whose answers are not code (the true/false quiz) are left out (``c.CourseKit.similarity_skip``
+in ``nbgrader_config.py``).  A high score is a reason to look, not a verdict: short tasks have few ways
+to be right.
 """
 
 from __future__ import annotations
@@ -17,8 +29,10 @@ from __future__ import annotations
 import html
 import io
 import itertools
+import math
 import warnings
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -93,10 +107,12 @@ def compare(answers: dict[str, str], template: str, notebook: str, task: str, *,
     return pairs
 
 
-def find_pairs(root: str | Path, assignment: str, threshold: float = 0.5) -> list[Pair]:
-    """Pairs at or above ``threshold`` (mean share of overlapping code), most similar first."""
+def task_pairs(root: str | Path, assignment: str, threshold: float = 0.5,
+               only: set[str] | None = None) -> tuple[list[Pair], dict[tuple[str, str], int]]:
+    """Every pair of answers of a task at or above ``threshold`` (mean share of overlapping code), and
+    ``{(notebook, task): number of answers}``; ``only``: compare only these students (and the solution)."""
     root = Path(root)
-    pairs = []
+    pairs, counts = [], {}
     skip = set(course.setting(root, "similarity_skip", []))
     for nb_name in course.released_notebooks(root, assignment):
         if nb_name in skip:
@@ -105,45 +121,112 @@ def find_pairs(root: str | Path, assignment: str, threshold: float = 0.5) -> lis
         solution = answer_cells(nbformat.read(root / "source" / assignment / f"{nb_name}.ipynb", as_version=4))
         students = {SOLUTION: solution}
         for path in sorted((root / "autograded").glob(f"*/{assignment}/{nb_name}.ipynb")):
+            if only is not None and path.parents[1].name not in only:
+                continue
             try:
                 students[path.parents[1].name] = answer_cells(nbformat.read(path, as_version=4))
             except Exception:  # noqa: BLE001 - unreadable: reported by the grading report
                 continue
         for task, template in release.items():
             answers = {who: "\n\n".join(cells.get(task, [])) for who, cells in students.items()}
+            counts[(nb_name, task)] = sum(1 for who, code in answers.items() if who != SOLUTION and code.strip())
             pairs += [p for p in compare(answers, "\n\n".join(template), nb_name, task) if p.score >= threshold]
-    return sorted(pairs, key=lambda p: (-p.score, -p.tokens, p.notebook, p.task, p.a, p.b))
+    return sorted(pairs, key=lambda p: (-p.score, -p.tokens, p.notebook, p.task, p.a, p.b)), counts
 
 
-def similarity_report(root: str | Path, assignment: str, threshold: float = 0.5, shown: int = 100) -> Path:
+def find_pairs(root: str | Path, assignment: str, threshold: float = 0.5) -> list[Pair]:
+    """Pairs of answers of one task at or above ``threshold``, most similar first (the solution included)."""
+    return task_pairs(root, assignment, threshold)[0]
+
+
+@dataclass
+class Students:
+    """Two students whose answers overlap unusually in one or more tasks."""
+
+    a: str
+    b: str
+    weight: float = 0.0
+    pairs: list[Pair] = field(default_factory=list)      # the tasks that count
+    explained: list[Pair] = field(default_factory=list)  # tasks in which both answers match the solution
+
+
+@dataclass
+class Ranking:
+    students: list[Students]                   # ranked, the most unusual first
+    clusters: list[list[str]]                  # three or more students linked by ranked pairs
+    solution_matches: dict[tuple[str, str], int]  # (notebook, task): answers that match the solution
+    answers: dict[tuple[str, str], int]        # (notebook, task): answers compared
+    pairs: int                                 # task pairs at or above the threshold
+
+
+def rank(pairs: list[Pair], answers: dict[tuple[str, str], int]) -> Ranking:
+    """Rank pairs of students across the tasks, set apart what the solution explains, find clusters."""
+    by_task: dict[tuple[str, str], list[Pair]] = defaultdict(list)
+    for p in pairs:
+        by_task[(p.notebook, p.task)].append(p)
+    solution_matches = {key: len({p.b if p.a == SOLUTION else p.a for p in found if SOLUTION in (p.a, p.b)})
+                        for key, found in by_task.items()}
+    students: dict[tuple[str, str], Students] = {}
+    for key, found in by_task.items():
+        like_solution = {p.b if p.a == SOLUTION else p.a for p in found if SOLUTION in (p.a, p.b)}
+        between = [p for p in found if SOLUTION not in (p.a, p.b)]
+        n = answers.get(key, 2)
+        possible = max(1, n * (n - 1) // 2)
+        weight = math.log((possible + 1) / (len(between) + 1)) + 1e-9  # rare overlaps weigh much
+        for p in between:
+            pair = students.setdefault((p.a, p.b), Students(p.a, p.b))
+            if p.a in like_solution and p.b in like_solution:
+                pair.explained.append(p)
+            else:
+                pair.weight += weight * p.score
+                pair.pairs.append(p)
+    ranked = sorted((s for s in students.values() if s.pairs), key=lambda s: (-s.weight, -len(s.pairs), s.a, s.b))
+    shown = ranked[:25]
+    # clusters: connected groups of three or more among pairs that share at least two tasks unusually
+    links = defaultdict(set)
+    for s in ranked:
+        if len(s.pairs) >= 2:
+            links[s.a].add(s.b)
+            links[s.b].add(s.a)
+    clusters, seen = [], set()
+    for start in sorted(links):
+        if start in seen:
+            continue
+        group, todo = set(), [start]
+        while todo:
+            who = todo.pop()
+            if who not in group:
+                group.add(who)
+                todo += sorted(links[who] - group)
+        seen |= group
+        if len(group) >= 3:
+            clusters.append(sorted(group))
+    return Ranking(shown, clusters, solution_matches, answers, len(pairs))
+
+
+def _page(template: str, **values) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+    return env.get_template(template).render(**values)
+
+
+def similarity_report(root: str | Path, assignment: str, threshold: float = 0.5) -> Path:
     """Write ``reports/<assignment>/similarity-report.html``; return its path."""
     root = Path(root)
-    pairs = find_pairs(root, assignment, threshold)
-    esc = html.escape
-    rows = "".join(
-        f"<tr><td>{i}</td><td>{esc(p.notebook)}</td><td>{esc(p.task)}</td><td>{esc(p.a)}</td><td>{esc(p.b)}</td>"
-        f"<td>{p.share_a:.0%}</td><td>{p.share_b:.0%}</td><td>{p.tokens}</td><td><a href='#p{i}'>view</a></td></tr>"
-        for i, p in enumerate(pairs[:shown], 1))
-    views = "".join(f"<h3 id=p{i}>{i}. {esc(p.notebook)} {esc(p.task)}: {esc(p.a)} and {esc(p.b)} "
-                    f"({p.score:.0%})</h3>{p.view}" for i, p in enumerate(pairs[:shown], 1))
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Similarity report: {esc(assignment)}</title>
-<style>body{{font-family:sans-serif;max-width:1300px;margin:2em auto}} table{{border-collapse:collapse;font-size:90%}}
-td,th{{border:1px solid #ccc;padding:3px 6px}} th{{background:#eee}} .pair{{display:flex;gap:1em}}
-.pair>div{{flex:1;min-width:0}} pre{{background:#f8f8f8;padding:.5em;overflow-x:auto;font-size:80%}}
-mark{{background:#ffd27a}}</style></head><body>
-<h1>Similarity report: {esc(assignment)}</h1>
-<p>Answer code of each task compared between all students (and the solution, as <code>{SOLUTION}</code>) with
-winnowing fingerprints (copydetect; names and literals normalised), ignoring the code the release gave everyone.
-Listed: pairs whose answers overlap by at least {threshold:.0%} on average, most similar first
-({len(pairs)} pairs{f', the first {shown} shown' if len(pairs) > shown else ''}). A high score is a reason to
-look, not a verdict: short tasks have few ways to be right.</p>
-<table><tr><th>#</th><th>notebook</th><th>task</th><th>student</th><th>student</th><th>share of first</th>
-<th>share of second</th><th>tokens</th><th></th></tr>{rows}</table>
-{views}
-</body></html>
-"""
-    path = root / "reports" / assignment / "similarity-report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    pairs, answers = task_pairs(root, assignment, threshold)
+    ranking = rank(pairs, answers)
+    path = course.Layout(root).reports(assignment) / "similarity-report.html"
+    path.write_text(_page("similarity-report.html.j2", assignment=assignment, ranking=ranking, threshold=threshold,
+                          solution=SOLUTION), encoding="utf-8")
+    return path
+
+
+def pair_report(root: str | Path, assignment: str, a: str, b: str) -> Path:
+    """The side-by-side view of every task of two chosen students: ``reports/<assignment>/similarity-<a>-<b>.html``."""
+    root = Path(root)
+    pairs, _ = task_pairs(root, assignment, threshold=0.0, only={a, b})
+    chosen = [p for p in pairs if {p.a, p.b} == {a, b}]
+    path = course.Layout(root).reports(assignment) / f"similarity-{a}-{b}.html"
+    path.write_text(_page("similarity-pair.html.j2", assignment=assignment, a=a, b=b, pairs=chosen), encoding="utf-8")
     return path

@@ -67,20 +67,20 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_server(root: Path):
-    """A Jupyter server in the course folder (nbgrader's server extensions on), without a token."""
+def jupyter_server(root: Path, token: str = ""):
+    """A Jupyter server in the course folder (nbgrader's server extensions on), as the README starts it;
+    without a token unless ``token`` is given.  Its output goes to ``<root>/jupyter-server.log``."""
     port = _free_port()
     log = open(root / "jupyter-server.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
-         f"--ServerApp.root_dir={root}"],
+         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", "--ServerApp.password="],
         cwd=root, env=course.command_env(), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
             try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                urllib.request.urlopen(f"{url}/api/status" + (f"?token={token}" if token else ""), timeout=2)
                 break
             except OSError:
                 if process.poll() is not None:

@@ -1,4 +1,4 @@
-"""lab/1_autodiff: the reference code of the hidden tests (coursekit/autodiff.py) agrees with torch and finite
+"""lab/1_autodiff: the reference code of the hidden tests (coursekit/kernel/autodiff.py) agrees with torch and finite
 differences; other correct answers (renumbered intermediates, the seven-node graph of the formula read left to
 right, other trace keys and number types, another engine) earn full points; further mistakes each cost their own
 check only, and cheap tricks (all-zero traces) earn nothing.  The known mistakes themselves are graded with
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit import autodiff as ad
+from coursekit.kernel import autodiff as ad
 from coursekit import course
 
 from .notebook_cells import SourceNotebook

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from coursekit import course, fixtures
+from coursekit import course
+from coursekit.kernel import fixtures
 
 from .conftest import SHARED_DATA, absent
 from .notebook_cells import SourceNotebook, lost

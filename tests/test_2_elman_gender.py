@@ -16,7 +16,8 @@ import matplotlib
 import nbformat
 import pytest
 
-from coursekit import course, fixtures, submissions
+from coursekit import course, submissions
+from coursekit.kernel import fixtures
 
 from .conftest import SHARED_DATA, absent
 from .notebook_cells import SourceNotebook
@@ -246,6 +247,8 @@ ENCODING_NOT_RETURNED = submissions.solution_answers(nbformat.read(SOURCE, as_ve
                  "f", 3.5, id="no-optimizer-step"),
     pytest.param({"elman_f_training": SOLUTION_TRAIN.replace("shuffle=True", "shuffle=False")},
                  "f", 4.5, id="not-shuffled"),
+    pytest.param({"elman_f_training": SOLUTION_TRAIN.replace("(z > 0).float()", "(z > 1).float()")},
+                 "f", 4.5, id="wrong-decision-threshold"),
     pytest.param({"elman_c_encoding": ENCODING_NOT_RETURNED}, "c", 2.5, id="encoding-not-returned"),
     pytest.param({"elman_c_encoding": ENCODING_NOT_RETURNED.replace('"abcdefghijklmnopqrstuvwxyz-"',
                                                                     '"abcdefghijklmnopqrstuvwxyz"')},

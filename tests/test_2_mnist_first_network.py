@@ -107,6 +107,8 @@ def evaluate(model, loader, device):
                                           ("train=False, download=True, transform=transform",
                                            "train=False, download=True")],
      1.5, "images not converted to tensors"),
+    ("mnist_a_tests", "mnist_a_loaders", [("MNIST(data_dir, train=False, download=True,", "MNIST(data_dir, train=False,")],
+     1.5, "not both downloaded"),
     ("mnist_b_tests", "mnist_b_network", [("nn.Linear(256, 10),\n", "nn.Linear(256, 10),\n            nn.ReLU(),\n")],
      1.5, "linear -> relu -> linear -> relu -> linear -> relu"),
     ("mnist_b_tests", "mnist_b_network", [("            nn.ReLU(),\n            nn.Linear(512, 256),",

@@ -53,3 +53,8 @@ def test_a_network_whose_forward_raises_is_not_checked_and_says_why():
     assert score == 1, output  # the dropout and batch-norm layers are there: only that line is decided without forward
     assert len(lost(output)) == 4 and all("not checked: your `forward` raised AttributeError" in line
                                           for line in lost(output)), output
+
+
+def test_average_pooling_instead_of_max_pooling_costs_the_convolution_line():
+    got = scores(svhn_d_network=[("nn.MaxPool2d(2)", "nn.AvgPool2d(2)")])
+    assert got["svhn_d_tests"][0] == 3.5 and "expected 2x2 max pooling" in lost(got["svhn_d_tests"][1])[0]

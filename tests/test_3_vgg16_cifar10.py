@@ -117,6 +117,7 @@ class VGG16BN(nn.Module):
     ("vgg_c_tests", "vgg_c_network",
      [("            nn.MaxPool2d(2),\n        )", "        )"), ("nn.Linear(512 * 1 * 1, 512)", "nn.Linear(512 * 2 * 2, 512)")],
      2, "convolutions or pooling not as in VGG-16"),
+    ("vgg_c_tests", "vgg_c_network", [("nn.MaxPool2d(2)", "nn.AvgPool2d(2)")], 2, "expected 2x2 max pooling"),
     ("vgg_c_tests", "vgg_c_network", [("kernel_size=3, padding=1)", "kernel_size=3, padding=1, bias=False)")],
      2, "expected 14,714,688 (with biases)"),
     ("vgg_c_tests", "vgg_c_network", [("nn.Linear(512, 10),", "nn.Linear(512, 10), nn.Softmax(dim=1),")],

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit import course, submissions, trial
-from coursekit.quiz import MISSING, tally
+from coursekit.kernel.quiz import MISSING, tally
 
 from .notebook_cells import SourceNotebook
 

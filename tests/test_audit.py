@@ -55,7 +55,7 @@ def test_a_hidden_test_that_checks_nothing_lets_its_mutants_survive(tmp_path):
     path = root / "source" / "lab" / "1_autodiff.ipynb"
     nb = nbformat.read(path, as_version=4)
     weak = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "autodiff_b_tests")
-    weak.source = ('# Hidden tests for 1(b): none really.\n### BEGIN HIDDEN TESTS\nfrom coursekit.grading import Rubric\n'
+    weak.source = ('# Hidden tests for 1(b): none really.\n### BEGIN HIDDEN TESTS\nfrom coursekit.kernel.grading import Rubric\n'
                    'rubric = Rubric("1(b)", points=1)\nrubric.award(1, 1, "anything")\nrubric.total()\n'
                    '### END HIDDEN TESTS')
     nbformat.write(nb, path)

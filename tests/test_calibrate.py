@@ -11,7 +11,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from coursekit import calibrate
 from coursekit.calibrate import Calibration, Pair
-from coursekit.grading import RECORD_MIME
+from coursekit.kernel.grading import RECORD_MIME
 
 
 def test_read_human_accepts_comma_or_semicolon_sheets_and_leaves_out_empty_cells(tmp_path):

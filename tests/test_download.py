@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import download, offline
+from coursekit import course, download, offline
 
 
 @pytest.fixture
@@ -47,8 +47,16 @@ def test_download_fetches_only_what_is_missing_and_reports_failures(data_env, mo
         return fetch
 
     monkeypatch.setattr(download, "RESOURCES", tuple(
-        download.Resource(r.name, r.what, r.files, fake(r), r.size) for r in download.RESOURCES))
+        download.Resource(r.name, r.what, r.files, fake(r), r.size, r.fixture) for r in download.RESOURCES))
     failures = download.download(data_env, say=lambda line: None)
     assert sorted(fetched) == ["cifar10", "names"]
     assert failures == ["cifar10: OSError: no network"]
     assert [r.name for r in download.missing(data_env)] == ["cifar10"]
+
+
+def test_every_resource_has_an_offline_stand_in_where_the_notebooks_read_it(offline_env):
+    """One row per dataset: its download and its fixture; the offline folder holds every file a notebook reads."""
+    data_dir = Path(offline_env["COURSE_DATA_DIR"])
+    assert all(r.present(data_dir, Path(offline_env["TORCH_HOME"])) for r in download.RESOURCES)
+    configured = {nb for notebooks in course.assignments(course.ROOT).values() for nb in notebooks}
+    assert set(download.NEEDS) <= configured  # no row for a notebook that is not in the course

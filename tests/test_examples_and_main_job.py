@@ -81,6 +81,9 @@ def test_main_job_grades_every_example_student(main_job):
         exported = {(row["student_id"], row["assignment"]) for row in csv.DictReader(f)}
     assert set(expected_auto_scores(root)) <= exported
     assert (root / "reports" / "exam" / "grading-report.md").exists()
+    assert not list((root / "feedback").rglob(".coursekit-graded"))  # the kit's marker stays out of the feedback
+    assert "canary: the solution earned every automatic point and the untouched release none" in out
+    assert "not recognized by" not in out  # generate_feedback without nbconvert's config warnings
 
 
 def read_csv(path):
@@ -104,13 +107,28 @@ def test_export_has_a_column_per_task_and_lms_files(main_job):
             graded = [float(row[t]) for t in tasks if row[t] != ""]
             assert sum(graded) == pytest.approx(float(row["total"]))
         moodle = {r["ID number"]: r[assignment] for r in read_csv(root / "grades" / f"{assignment}-moodle.csv")}
-        canvas = {r["SIS User ID"]: r[assignment] for r in read_csv(root / "grades" / f"{assignment}-canvas.csv")}
+        canvas_rows = read_csv(root / "grades" / f"{assignment}-canvas.csv")
+        assert canvas_rows[0]["Student"] == "    Points Possible"  # Canvas's row of the maximum points
+        assert canvas_rows[0][assignment] == ("96" if assignment == "exam" else "30")
+        canvas = {r["SIS User ID"]: r[assignment] for r in canvas_rows[1:]}
         for student, row in rows.items():
             # a platform gets a grade only once every text answer is graded
             want = row["total"] if row["manual_open"] == "0" else ""
             assert moodle[student] == canvas[student] == want
         if assignment == "exam":
             assert rows["example_ada"]["manual_open"] != "0" and moodle["example_ada"] == ""
+
+
+def test_canvas_file_fills_the_configured_assignment(main_job, tmp_path):
+    root = tmp_path / "course"
+    shutil.copytree(main_job[0], root, symlinks=True)
+    config = root / "nbgrader_config.py"
+    config.write_text(config.read_text().replace("c.CourseKit.canvas_assignment_ids = {}",
+                                                 'c.CourseKit.canvas_assignment_ids = {"exam": 4242}'))
+    course.nbgrader(root, "export", "--to=grades.csv")
+    rows = read_csv(root / "grades" / "exam-canvas.csv")
+    assert list(rows[0]) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "exam (4242)"]
+    assert rows[0]["Student"] == "    Points Possible" and rows[0]["exam (4242)"] == "96"
 
 
 def test_the_hand_graded_exam_gets_what_the_human_gave(main_job):
@@ -184,12 +202,33 @@ def test_manual_grading_sheet_round_trip(main_job, tmp_path):
     assert untouched["example_ben"]["svhn_a_answer"] is None
 
     fill({"example_ada": ("3", "all right"), "example_ben": ("1,5", "the padding of the width is 0, not 2")})
-    assert manual.import_sheet(root, sheet) == 2
+    imported = manual.import_sheet(root, sheet)
+    assert imported.count == 2 and "example_chloe" in imported.blank  # rows left blank are named, not skipped silently
     scores = {s: {r.grade_id: r.score for r in rows} for s, rows in course.cell_scores(root, "exam").items()}
     assert scores["example_ada"]["svhn_a_answer"] == 3 and scores["example_ben"]["svhn_a_answer"] == 1.5
     course.nbgrader(root, "generate_feedback", "exam", "--student=example_ben", "--force")
     page = (root / "feedback" / "example_ben" / "exam" / "3_svhn_cnn.html").read_text()
     assert "the padding of the width is 0, not 2" in page
+
+
+def test_manual_sheet_saved_by_a_european_spreadsheet(main_job, tmp_path):
+    """Excel with a German or French locale saves with ';' and decimal commas."""
+    from coursekit import manual
+
+    root = tmp_path / "course"
+    shutil.copytree(main_job[0], root, symlinks=True)
+    sheet = manual.write_sheet(root, "exam", "svhn_a_answer")
+    rows = read_csv(sheet)
+    for r in rows:
+        r["score"], r["comment"] = ("2,5", "gut; fast alles") if r["student_id"] == "example_ada" else ("", "")
+    with open(sheet, "w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter=";")
+        writer.writeheader()
+        writer.writerows(rows)
+    imported = manual.import_sheet(root, sheet)
+    assert imported.count == 1 and len(imported.blank) == len(rows) - 1
+    scores = {s: {r.grade_id: r.score for r in rows} for s, rows in course.cell_scores(root, "exam").items()}
+    assert scores["example_ada"]["svhn_a_answer"] == 2.5
 
 
 def test_instructor_report(main_job):
@@ -212,6 +251,9 @@ def test_instructor_report(main_job):
     tasks, _ = report.gather(root, "exam")
     d = next(t for t in tasks if t.notebook == "3_svhn_cnn" and t.label == "3(d)")
     assert d.deductions and 0 < d.difficulty < 1
+    # a text answer still waiting for its grader has no difficulty yet (not the 0 of the blank answers)
+    assert next(t for t in tasks if t.label == "3(a)").difficulty is None
+    assert re.search(r"<td>3\(a\) \(text\)</td><td>3</td>\s*<td>&ndash;</td>", page)
 
 
 def test_instructor_report_warns_about_broken_tasks():
@@ -232,13 +274,16 @@ def test_similarity_report(main_job):
 
     root = main_job[0]
     page = (root / "reports" / "exam" / "similarity-report.html").read_text()
-    assert "<mark>" in page
     pairs = similarity.find_pairs(root, "exam")
     # the example students' answers all come from the solution: their pairs are found, the untouched one is not
     names = {p.a for p in pairs} | {p.b for p in pairs}
     assert {"example_ada", "example_ben", similarity.SOLUTION} <= names
     assert "example_emil" not in names
     assert pairs == sorted(pairs, key=lambda p: -p.score)
+    # ... and explained by the solution, so no pair of students is listed
+    assert "No two students overlap unusually in any task" in page
+    view = similarity.pair_report(root, "exam", "example_ada", "example_ben").read_text()
+    assert "<mark>" in view and "3(d)" in view
 
 
 def test_similarity_sees_through_renaming_and_ignores_the_template():
@@ -284,7 +329,16 @@ def test_feedback_in_a_browser(main_job, tmp_path):
         body = driver.find_element(By.TAG_NAME, "body").text
         assert "BEGIN HIDDEN TESTS" not in body and "Mark scheme" not in body
         assert "\u2718" in body  # the rubric lines of the hidden tests are shown
+        # an answer no grader has scored yet shows "not graded yet", not nbgrader's "Score: 0.0 / 3.0"
+        assert "(not graded yet)" in body  # (a blank answer, scored 0 by nbgrader itself, keeps its score)
+        assert not re.search(r"Student's answer\s*Score: 0\.0 / 3\.0\s*\(Top\)\s*more epochs", body)
         browser.screenshot(driver, tmp_path, "feedback-example_ben-3_svhn_cnn")
+        driver.get((main_job[0] / "feedback" / "example_ben" / "exam" / "4_true_false_quiz.html").as_uri())
+        padding = driver.execute_script(  # the quiz's markdown table ("your answer | marks") has cell spacing
+            "const td = [...document.querySelectorAll('td')].find(c => c.textContent.trim() === 'right');"
+            "return td ? getComputedStyle(td).paddingLeft : null;")
+        assert padding and float(padding.rstrip("px")) >= 3, padding
+        browser.screenshot(driver, tmp_path, "feedback-example_ben-4_true_false_quiz")
 
 
 def test_manual_grading_in_the_formgrader(main_job, tmp_path):
@@ -315,6 +369,10 @@ def test_manual_grading_in_the_formgrader(main_job, tmp_path):
         assert "Mark scheme" in text  # the grader sees the mark scheme ...
         assert "O x K = 10 x 1024" in text
         assert "32x32 -> 32x32 -> 16x16" in text  # ... beside the student's answer
+        padding = driver.execute_script(  # the mark scheme's table has cell spacing ("conv1 | 32 x ...", not "conv132 x")
+            "const td = [...document.querySelectorAll('td')].find(c => c.textContent.trim() === 'conv1');"
+            "return td ? getComputedStyle(td).paddingLeft : null;")
+        assert padding and float(padding.rstrip("px")) >= 3, padding
         score.clear()
         score.send_keys("1.5", Keys.TAB)  # leaving a field saves it
         comment = driver.find_element(By.ID, "svhn_a_answer-comment")

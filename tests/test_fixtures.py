@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision
 
-from coursekit import fixtures
+from coursekit.kernel import fixtures
 
 from .conftest import SHARED_DATA, absent
 

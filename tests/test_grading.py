@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.utils import determine_grade
 
-from coursekit.grading import RECORD_MIME, Rubric, rubric_record
+from coursekit.kernel.grading import RECORD_MIME, Rubric, rubric_record
 
 
 def student_code(source: str) -> dict:
@@ -182,7 +181,7 @@ def test_rubric_in_a_real_kernel_gives_nbgrader_the_partial_score():
     """End to end in an IPython kernel: C-level stderr and exceptions do not zero the cell."""
     code = (
         "import os, warnings\n"
-        "from coursekit.grading import Rubric\n"
+        "from coursekit.kernel.grading import Rubric\n"
         "rubric = Rubric('9(z)', points=3)\n"
         "with rubric.check(1, 'loud but right'):\n"
         "    os.write(2, b'warning from C++\\n'); warnings.warn('deprecated')\n"

@@ -7,7 +7,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from coursekit import autograde, feedback
-from coursekit.grading import RECORD_MIME
+from coursekit.kernel.grading import RECORD_MIME
 
 
 def line(what, points, earned, comment="", crashed=False):

@@ -79,7 +79,7 @@ def test_points_add_up_and_every_graded_part_has_tests(assignment, name):
         if cell.cell_type == "code":
             assert cell.source.startswith("# "), f"{meta.grade_id}: a test cell starts with a comment of what it checks"
             rubric = re.search(r"Rubric\(\"([^\"]+)\", points=(\d+(?:\.\d+)?)\)", cell.source)
-            assert rubric, f"{meta.grade_id}: hidden tests use coursekit.grading.Rubric"
+            assert rubric, f"{meta.grade_id}: hidden tests use coursekit.kernel.grading.Rubric"
             assert rubric.group(1) == labels[meta.grade_id] and float(rubric.group(2)) == meta.points, (
                 f"{meta.grade_id}: Rubric({rubric.group(1)!r}, points={rubric.group(2)}) does not match the cell")
             assert "BEGIN HIDDEN TESTS" in cell.source

@@ -7,7 +7,7 @@ from nbgrader.utils import determine_grade
 
 from coursekit.execute import SafeExecute
 
-RUBRIC = ("from coursekit.grading import Rubric\n"
+RUBRIC = ("from coursekit.kernel.grading import Rubric\n"
           "rubric = Rubric('9(z)', points=2)\n"
           "with rubric.check(2, 'the function is right'):\n"
           "    {check}\n"
@@ -87,16 +87,16 @@ def test_forged_display_of_floats_is_undone_and_reported(tmp_path):
 
 
 def test_monkeypatched_torch_and_grading_helper_are_restored(tmp_path):
-    patch = ("import torch, coursekit.grading, sys\n"
+    patch = ("import torch, coursekit.kernel.grading, sys\n"
              "torch.allclose = lambda *a, **k: True\n"
-             "coursekit.grading.Rubric.total = lambda self: 2.0\n"
+             "coursekit.kernel.grading.Rubric.total = lambda self: 2.0\n"
              "sys.stderr = sys.stdout")
     check = "assert torch.allclose(torch.zeros(2), torch.ones(2))"
     nb, scores = run([new_code_cell(patch), grade_cell("import torch\n" + RUBRIC.format(check=check), "t")],
                      tmp_path)
     assert scores == {"t": 0.0}
     restored = {t["what"] for t in nb.metadata.coursekit["tampering"]}
-    assert {"torch.allclose", "coursekit.grading.Rubric.total", "sys.stderr"} <= restored
+    assert {"torch.allclose", "coursekit.kernel.grading.Rubric.total", "sys.stderr"} <= restored
 
 
 def test_hidden_tracebacks_still_count_as_errors(tmp_path):

@@ -32,8 +32,13 @@ for name, path in {"write_here": "mine.txt", "write_outside": OUTSIDE, "write_ki
         seen[name] = "written"
     except OSError as e:
         seen[name] = type(e).__name__
-import coursekit.grading, torch
+import coursekit.kernel.grading, torch
 seen["kit"] = "importable"
+try:
+    import coursekit.execute
+    seen["grader"] = "importable"
+except ImportError as e:
+    seen["grader"] = type(e).__name__
 seen
 '''
 
@@ -43,7 +48,7 @@ def run_probe(tmp_path, outside):
     (tmp_path / "other").mkdir()
     (tmp_path / "mine").mkdir()
     code = (PROBE.replace("PATHS", repr(paths)).replace("OUTSIDE", repr(str(outside)))
-            .replace("KIT", repr(str(ROOT / "coursekit" / "sandbox-escape.txt"))))
+            .replace("KIT", repr(str(ROOT / "coursekit" / "kernel" / "sandbox-escape.txt"))))
     nb = new_notebook(cells=[new_code_cell(code)])
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb, _ = SafeExecute(timeout=60).preprocess(nb, {"metadata": {"path": str(tmp_path / "mine")}})
@@ -61,13 +66,14 @@ def test_student_code_sees_only_its_own_folder_and_no_network(tmp_path):
     assert set(seen["course"]) <= {"coursekit", ".venv", "data"}, seen["course"]
     assert seen["network"] != "open"
     assert seen["write_here"] == "written" and (tmp_path / "mine" / "mine.txt").exists()
-    assert not outside.exists() and not (ROOT / "coursekit" / "sandbox-escape.txt").exists()
+    assert not outside.exists() and not (ROOT / "coursekit" / "kernel" / "sandbox-escape.txt").exists()
     assert seen["write_kit"] != "written"  # the kit is mounted read-only
     if not ROOT.resolve().is_relative_to("/tmp"):
         # (a course under /tmp sits in the sandbox's private, throw-away /tmp: a write there succeeds
         # but never reaches the disk, as the line above checks)
         assert seen["write_outside"] != "written"
     assert seen["kit"] == "importable"
+    assert seen["grader"] == "ModuleNotFoundError"  # the grader's own code is not in the sandbox
 
 
 def test_without_bubblewrap_grading_stops_unless_the_instructor_accepts_it(monkeypatch, capsys):

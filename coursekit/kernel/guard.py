@@ -23,18 +23,29 @@ import json
 import re
 import sys
 
-INSTALL = "import coursekit.guard as _coursekit_guard; _coursekit_guard.install(); del _coursekit_guard"
-RESTORE = ("import sys as _s; _coursekit_guard_report = _s.modules['coursekit.guard'].restore() "
-           "if 'coursekit.guard' in _s.modules else '[\"the grader\\'s guard module\"]'; del _s")
+INSTALL = "import coursekit.kernel.guard as _coursekit_guard; _coursekit_guard.install(); del _coursekit_guard"
+RESTORE = ("import sys as _s; _coursekit_guard_report = _s.modules['coursekit.kernel.guard'].restore() "
+           "if 'coursekit.kernel.guard' in _s.modules else '[\"the grader\\'s guard module\"]'; del _s")
 REPORT_EXPRESSION = "_coursekit_guard_report"
 
 _MODULES = ("builtins", "os", "signal", "time", "io", "contextlib", "warnings", "tempfile", "threading", "math",
-            "coursekit.grading", "coursekit.inspect", "coursekit.fixtures", "coursekit.autodiff", "coursekit.quiz",
-            "coursekit.gradcam",
             "torch", "torch.nn.functional", "torch.testing", "numpy", "numpy.testing")
-_CLASSES = (("coursekit.grading", "Rubric"), ("coursekit.grading", "_Check"), ("coursekit.grading", "Attempt"),
-            ("coursekit.grading", "Crash"), ("coursekit.inspect", "TracedRun"), ("coursekit.gradcam", "FeatureTap"),
+_CLASSES = (("coursekit.kernel.grading", "Rubric"), ("coursekit.kernel.grading", "_Check"),
+            ("coursekit.kernel.grading", "Attempt"), ("coursekit.kernel.grading", "Crash"),
+            ("coursekit.kernel.inspect", "TracedRun"), ("coursekit.kernel.gradcam", "FeatureTap"),
             ("torch", "Tensor"), ("torch.nn", "Module"))
+
+
+def _kernel_modules() -> tuple[str, ...]:
+    """Every module of the kit's kernel package (``coursekit.kernel``): the guard protects it as a whole."""
+    import pkgutil
+
+    import coursekit.kernel as package
+
+    return tuple(f"{package.__name__}.{info.name}" for info in pkgutil.iter_modules(package.__path__)
+                 if f"{package.__name__}.{info.name}" != __name__)  # the guard's own state changes on purpose
+
+
 _SYS = ("stdout", "stderr", "displayhook", "__stdout__", "__stderr__")
 _KERNEL_OWNED = ("_", "__", "___", "input", "raw_input")  # ipykernel sets these for every request
 _SHELL_METHODS = ("showtraceback", "showsyntaxerror", "run_cell", "run_cell_async", "run_ast_nodes",
@@ -59,7 +70,7 @@ def install() -> None:
 
     tempfile.gettempdir()  # initialise the lazy globals now, so that using them later is no change
     tempfile._get_candidate_names()
-    for name in _MODULES:
+    for name in _MODULES + _kernel_modules():
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional module (numpy/torch) may be missing
@@ -67,7 +78,7 @@ def install() -> None:
     shell = _shell()
     snap = {
         "modules": {name: (sys.modules[name], dict(vars(sys.modules[name])))
-                    for name in _MODULES if name in sys.modules},
+                    for name in _MODULES + _kernel_modules() if name in sys.modules},
         "classes": {},
         "sys": {name: getattr(sys, name) for name in _SYS},
         "trace": (sys.gettrace(), sys.getprofile()),

@@ -2,7 +2,7 @@
 
 A hidden test cell reads like a rubric::
 
-    from coursekit.grading import Rubric
+    from coursekit.kernel.grading import Rubric
     rubric = Rubric("2(f)", points=5)
     trained = rubric.attempt(train_elman, names, genders, epochs=2,
                              stand_ins={"ElmanNet": _ReferenceNet},  # always: 2(e) does not count here
