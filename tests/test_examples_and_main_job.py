@@ -172,6 +172,9 @@ def test_feedback_starts_with_a_summary_by_task(main_job):
         assert re.search(rf"<td[^>]*>{re.escape(task)}</td>", summary)
     assert summary.count("\u2718") == 0  # the marks themselves are not repeated, the comments are
     assert "BEGIN HIDDEN TESTS" not in page and "Mark scheme" not in page
+    quiz = (root / "feedback" / "example_ben" / "exam" / "4_true_false_quiz.html").read_text()
+    quiz_summary = quiz[quiz.index("Your score:"):quiz.index("</table>", quiz.index("Your score:"))]
+    assert "3 right, 1 wrong, 1 unanswered: 3 - 0.5 x 1 = 2.5" in quiz_summary  # an awarded amount says why
 
 
 def test_manual_grading_sheet_round_trip(main_job, tmp_path):

@@ -93,6 +93,13 @@ def test_rubric_stops_an_endless_loop_and_goes_on():
     assert "did not finish within 0.3 s" in rubric.deductions[0]["comment"]
 
 
+def test_an_awarded_amount_explains_itself_in_the_record():
+    rubric = Rubric("4(a)", points=5)
+    rubric.award(2.5, 5, "3 right, 1 wrong, 1 unanswered: 3 - 0.5 x 1 = 2.5", "read 'T' as True")
+    line = rubric.record()["lines"][0]
+    assert line["comment"] == "3 right, 1 wrong, 1 unanswered: 3 - 0.5 x 1 = 2.5: read 'T' as True"
+
+
 def test_rubric_never_returns_more_than_its_points_nor_less_than_zero():
     rubric = Rubric("9(z)", points=1)
     rubric.award(5, 5, "too generous a check")

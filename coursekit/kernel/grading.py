@@ -335,9 +335,10 @@ class Rubric:
     def award(self, points: float, out_of: float, what: str, comment: str = "", crashed: bool = False) -> None:
         """Record a graded amount directly (e.g. negative marking), 0 <= points <= out_of."""
         earned = min(max(float(points), 0.0), float(out_of))
-        self.items.append(dict(points=earned, out_of=float(out_of), what=what, comment=comment, note="",
-                               crashed=bool(crashed)))
-        self._print(earned, float(out_of), f"{what}: {comment}" if comment else what)
+        text = f"{what}: {comment}" if comment else what
+        self.items.append(dict(points=earned, out_of=float(out_of), what=what, comment=text if earned < out_of else "",
+                               note="", crashed=bool(crashed)))
+        self._print(earned, float(out_of), text)
 
     def attempt(self, fn, *args, stand_ins: dict | None = None, fallbacks: dict | None = None,
                 undefined=_MISSING, alternatives=(), keep_locals: bool = False, name: str | None = None,
