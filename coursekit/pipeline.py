@@ -24,6 +24,7 @@ from .similarity import similarity_report
 
 EXAMPLE_STUDENTS = "example_*"
 _PROGRESS = re.compile(r"Autograding |Writing \d+ bytes to .*feedback|ERROR|WARNING")
+_NOISE = re.compile(r"Alternative text is missing|Removing existing assignment")  # warnings about nothing to act on
 
 
 def _step(title: str, say) -> float:
@@ -37,7 +38,7 @@ def run_nbgrader(root: Path, *args: str, say=print) -> None:
     started = time.perf_counter()
 
     def progress(line: str) -> None:
-        if _PROGRESS.search(line):
+        if _PROGRESS.search(line) and not _NOISE.search(line):
             say(f"  [{time.perf_counter() - started:5.0f} s] {line.strip()}")
 
     course.nbgrader(root, *args, on_line=progress)
