@@ -201,7 +201,8 @@ class LmsCollector(FileNameCollectorPlugin):
             self._decide(submitted_file, student=student, decision=decision, reason=reason)
             return None
         stamp = dt.datetime.fromtimestamp(os.path.getmtime(submitted_file), dt.timezone.utc)
-        self._decide(submitted_file, student=student, decision=decision, notebook=notebook, reason=reason,
+        self._decide(submitted_file, student=student, name=(info.get("name") or "").strip(), decision=decision,
+                     notebook=notebook, reason=reason,
                      timestamp=stamp.isoformat())
         return {"student_id": student, "file_id": f"{notebook}.ipynb", "timestamp": stamp.isoformat()}
 
@@ -239,7 +240,36 @@ def import_lms(root: str | Path, assignment: str, download: str | Path, preset: 
             if not copied.exists() or copied.read_bytes() != (extracted / d["file"]).read_bytes():
                 d["decision"] = "left out"
                 d["reason"] = f"an older upload of {d['notebook']}: the newest one counts"
+    record_names(root, [d for d in decisions if d["decision"] == "imported"], preset)
     return write_report(root, assignment, decisions)
+
+
+def split_name(name: str, preset: str) -> tuple[str, str]:
+    """``(first, last)`` from the name the platform put in the path: Moodle's "Ada Lovelace", OpenOlat's
+    "Lovelace_Ada"; Canvas writes "lovelaceada", which cannot be split (all of it becomes the last name)."""
+    name = " ".join(name.replace("_", " " if preset != "olat" else "_").split())
+    if preset == "olat" and "_" in name:
+        last, first = name.split("_", 1)
+        return first.replace("_", " "), last
+    if preset == "moodle" and " " in name:
+        first, last = name.rsplit(" ", 1)
+        return first, last
+    return "", name
+
+
+def record_names(root: Path, imported: list[dict], preset: str) -> None:
+    """Give the gradebook's students the names the platform's download has (for the exports), unless they have
+    names already."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.Layout(root).gradebook_url) as gb:
+        for d in imported:
+            if not d.get("name"):
+                continue
+            first, last = split_name(d["name"], preset)
+            student = gb.update_or_create_student(d["student"])
+            if not (student.first_name or student.last_name):
+                gb.update_or_create_student(d["student"], first_name=first or None, last_name=last or None)
 
 
 def write_report(root: Path, assignment: str, decisions: list[dict]) -> str:

@@ -80,6 +80,11 @@ def test_moodle_download_lands_in_nbgraders_layout_with_a_report(course_copy, so
     assert "other.ipynb`: its content matches no released notebook" in report
     assert (course_copy / "downloaded" / "exam" / "moodle.zip").exists()  # the original is kept
     assert (course_copy / "reports" / "exam" / "intake-report.md").read_text() == report
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.Layout(course_copy).gradebook_url) as gb:  # the names reach the exports' Student columns
+        ada = gb.find_student("ada")
+        assert (ada.first_name, ada.last_name) == ("Ada", "Lovelace")
 
 
 def test_canvas_names_without_an_id_file(course_copy, solution, tmp_path):
@@ -139,3 +144,11 @@ def test_renamed_notebooks_in_submitted_get_their_released_names(tmp_path):
     assert any(s.startswith("exam.ipynb was graded as 1_gradcam.ipynb") for s in said)
     assert any(s.startswith("notes.ipynb was not graded: its content matches no released notebook") for s in said)
     assert recognise_renamed(root, "exam", "zoe") == [s for s in said if "was not graded" in s]  # renames happen once
+
+
+def test_names_from_the_platforms_paths():
+    from coursekit.intake import split_name
+
+    assert split_name("Ada King Lovelace", "moodle") == ("Ada King", "Lovelace")
+    assert split_name("Lovelace_Ada", "olat") == ("Ada", "Lovelace")
+    assert split_name("lovelaceada", "canvas") == ("", "lovelaceada")
