@@ -28,6 +28,7 @@ import nbformat
 
 from . import course, offline, submissions
 from .autograde import autograde
+from .pages import render
 
 RENAMES = {  # functions and layers that students swap for one another
     "relu": "sigmoid", "ReLU": "Tanh", "tanh": "relu", "Tanh": "ReLU", "sigmoid": "tanh", "Sigmoid": "ReLU",
@@ -299,9 +300,6 @@ def _write(root: Path, student: str, assignment: str, notebook: str, nb) -> None
 
 def write_report(root: str | Path, result: Audit) -> Path:
     """``reports/<assignment>/audit.html``: caught and surviving mutants per notebook and task."""
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
     notebooks = []
     for notebook, outcomes in result.by(lambda m: m.notebook).items():
         tasks = []
@@ -312,7 +310,7 @@ def write_report(root: str | Path, result: Audit) -> Path:
         notebooks.append(dict(name=notebook, outcomes=outcomes, made=result.made.get(notebook, len(outcomes)),
                               caught=sum(o.caught for o in outcomes), rate=result.rate(outcomes), tasks=tasks,
                               survivors=[o.mutant for o in outcomes if not o.caught]))
-    page = env.get_template("audit.html.j2").render(result=result, notebooks=notebooks)
+    page = render("audit.html.j2", result=result, notebooks=notebooks)
     path = course.Layout(root).reports(result.assignment) / "audit.html"
     path.write_text(page, encoding="utf-8")
     return path

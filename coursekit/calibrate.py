@@ -21,7 +21,6 @@ compares those points with the kit's, for every task the kit grades automaticall
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections import defaultdict
@@ -31,6 +30,8 @@ from pathlib import Path
 import nbformat
 
 from . import course
+from .manual import read_rows
+from .pages import render
 from .kernel.grading import cell_records, lost_lines
 
 TASK = re.compile(r"^\d+\([a-z]\)$")
@@ -124,9 +125,7 @@ def read_human(path: str | Path) -> dict[str, dict[str, float]]:
 
     Accepts ``,`` or ``;`` as the separator and a decimal comma; raises ValueError naming the row and column
     of anything that is not a number."""
-    text = Path(path).read_text(encoding="utf-8-sig")
-    dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t") if text.strip() else csv.excel
-    rows = list(csv.DictReader(text.splitlines(), dialect=dialect))
+    rows = read_rows(Path(path))
     if not rows or "student_id" not in rows[0]:
         raise ValueError(f"{path}: the column student_id is missing (write the file in the layout of "
                          "grades/<assignment>-tasks.csv)")
@@ -254,11 +253,6 @@ def _plots(result: Calibration) -> list[str]:
 
 def write_report(root: str | Path, result: Calibration) -> Path:
     """``reports/<assignment>/calibration.html``."""
-    import jinja2
-
-    root = Path(root)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                             autoescape=True)
     rows = []
     for task in result.tasks():
         pairs = result.of_task(task)
@@ -267,8 +261,8 @@ def write_report(root: str | Path, result: Calibration) -> Path:
                          within=result.within(pairs), bias=result.bias(pairs), max=pairs[0].max_score))
     students = [dict(student=s, kit=sum(p.kit for p in result.of_student(s)),
                      human=sum(p.human for p in result.of_student(s))) for s in result.students()]
-    page = env.get_template("calibration.html.j2").render(
-        result=result, rows=rows, students=students, within=WITHIN,
+    page = render(
+        "calibration.html.j2", result=result, rows=rows, students=students, within=WITHIN,
         mad=result.mean_abs(result.pairs), share=result.within(result.pairs), ccc=result.concordance(),
         far=[p for p in result.pairs if abs(p.difference) > WITHIN + 1e-9],
         plots=_plots(result) if result.pairs else [])

@@ -20,7 +20,7 @@ from traitlets import Bool, List
 
 from .course import bonus_tasks, task_labels
 from .kernel.grading import lost_lines, rubric_record, strip_records
-from .notes import TABLE_STYLE
+from .notes import add_table_style
 
 
 def _cell_text(text: str) -> str:
@@ -67,7 +67,7 @@ def summary(nb, waiting: set[str] = frozenset()) -> str:
                   + (" bonus" if label in bonus else ""))
         lost = "<br>".join(_cell_text(x) for x in task["lost"]) or ("not graded yet" if task["open"] else "&ndash;")
         rows.append(f"<tr><td {style}>{_cell_text(label)}</td><td {style}>{points}</td><td {style}>{lost}</td></tr>")
-    heading = (TABLE_STYLE + "\n\n" + f"### Your score: {earned:g} / {possible:g} points"
+    heading = (f"### Your score: {earned:g} / {possible:g} points"
                + (f" (bonus included; up to {extra:g} bonus points on top of the {possible:g})" if extra else "")
                + (f" ({open_answers} text answer{'s' if open_answers != 1 else ''} not graded yet)" if open_answers else ""))
     return (heading + "\n\n<table style=\"border-collapse:collapse\">"
@@ -91,6 +91,7 @@ class TaskSummary(Preprocessor):
                 other.source += "\n\n*(not graded yet)*" if other.cell_type == "markdown" else ""
         cell.metadata["coursekit_summary"] = True
         nb.cells.insert(0, cell)
+        add_table_style(nb)  # once: a notebook graded by the kit has it already
         return nb, resources
 
     @staticmethod

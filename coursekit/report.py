@@ -28,6 +28,7 @@ from pathlib import Path
 import nbformat
 
 from . import course
+from .pages import render
 from .kernel.grading import lost_lines, rubric_record
 
 QUIZ_KEY = re.compile(r"^(_key_\w+)\s*=\s*(\{[^}]*\})", re.M)
@@ -255,11 +256,8 @@ def instructor_report(root: str | Path, assignment: str, top: int = 3) -> Path:
         if task.difficulty is None:
             task.discrimination = None  # a text answer not graded for everybody yet
     quiz = quiz_outcomes(root, assignment)
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
-    page = env.get_template("instructor-report.html.j2").render(
-        assignment=assignment, tasks=tasks, top=top, totals=totals, quiz=quiz, alerts=warnings(tasks),
+    page = render(
+        "instructor-report.html.j2", assignment=assignment, tasks=tasks, top=top, totals=totals, quiz=quiz, alerts=warnings(tasks),
         plots=_plots(tasks, quiz), mean=sum(totals.values()) / max(1, len(totals)))
     path = course.Layout(root).reports(assignment) / "instructor-report.html"
     path.write_text(page, encoding="utf-8")

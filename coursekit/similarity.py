@@ -38,6 +38,7 @@ from pathlib import Path
 import nbformat
 
 from . import course
+from .pages import render
 
 SOLUTION = "(solution)"
 
@@ -204,20 +205,13 @@ def rank(pairs: list[Pair], answers: dict[tuple[str, str], int]) -> Ranking:
     return Ranking(shown, clusters, solution_matches, answers, len(pairs))
 
 
-def _page(template: str, **values) -> str:
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
-    return env.get_template(template).render(**values)
-
-
 def similarity_report(root: str | Path, assignment: str, threshold: float = 0.5) -> Path:
     """Write ``reports/<assignment>/similarity-report.html``; return its path."""
     root = Path(root)
     pairs, answers = task_pairs(root, assignment, threshold)
     ranking = rank(pairs, answers)
     path = course.Layout(root).reports(assignment) / "similarity-report.html"
-    path.write_text(_page("similarity-report.html.j2", assignment=assignment, ranking=ranking, threshold=threshold,
+    path.write_text(render("similarity-report.html.j2", assignment=assignment, ranking=ranking, threshold=threshold,
                           solution=SOLUTION), encoding="utf-8")
     return path
 
@@ -228,5 +222,5 @@ def pair_report(root: str | Path, assignment: str, a: str, b: str) -> Path:
     pairs, _ = task_pairs(root, assignment, threshold=0.0, only={a, b})
     chosen = [p for p in pairs if {p.a, p.b} == {a, b}]
     path = course.Layout(root).reports(assignment) / f"similarity-{a}-{b}.html"
-    path.write_text(_page("similarity-pair.html.j2", assignment=assignment, a=a, b=b, pairs=chosen), encoding="utf-8")
+    path.write_text(render("similarity-pair.html.j2", assignment=assignment, a=a, b=b, pairs=chosen), encoding="utf-8")
     return path

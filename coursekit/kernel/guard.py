@@ -70,7 +70,8 @@ def install() -> None:
 
     tempfile.gettempdir()  # initialise the lazy globals now, so that using them later is no change
     tempfile._get_candidate_names()
-    for name in _MODULES + _kernel_modules():
+    modules = _MODULES + _kernel_modules()
+    for name in modules:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional module (numpy/torch) may be missing
@@ -78,7 +79,7 @@ def install() -> None:
     shell = _shell()
     snap = {
         "modules": {name: (sys.modules[name], dict(vars(sys.modules[name])))
-                    for name in _MODULES + _kernel_modules() if name in sys.modules},
+                    for name in modules if name in sys.modules},
         "classes": {},
         "sys": {name: getattr(sys, name) for name in _SYS},
         "trace": (sys.gettrace(), sys.getprofile()),

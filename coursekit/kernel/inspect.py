@@ -77,13 +77,6 @@ class TracedRun:
             self._fail()
         return self.model
 
-    def require_output(self) -> torch.Tensor:
-        """The forward pass's output; the line is "not checked" when the network's code raised."""
-        self.require_model()
-        if self.error is not None:
-            self._fail()
-        return self.output
-
     def stopped(self, before: str):
         """Fail a line whose evidence is missing because the forward pass stopped before ``before``: "not checked"
         when the student's code raised there."""
