@@ -1,23 +1,29 @@
-"""How fast the kit autogrades a whole assignment, against plain ``jupyter nbconvert --execute``.
+"""How fast the kit autogrades a whole assignment: against plain ``jupyter nbconvert --execute``, cold
+against warm kernels, and the thread pool against a Dask cluster.
 
 On a throw-away copy of the course with the offline data (fixtures in the real formats), the
-example students' submissions of one assignment (default: the exam, four notebooks) are
+example students' submissions of one assignment (default: the exam, four notebooks; ``--copies`` makes more
+students of them) are
 
 1. executed with plain ``jupyter nbconvert --to notebook --execute`` (no nbgrader, no sandbox,
    no guard; one process per student with all their notebooks), in grading mode (``NBGRADER_EXECUTION=autograde``,
    so both run the same tiny configuration): the baseline;
 2. graded with ``coursekit.autograde`` (``nbgrader autograde`` per student: sanitize, repair,
-   SafeExecute in the bubblewrap sandbox, guard, gradebook) with 1 worker;
-3. graded again (``force``) with 2 workers (or ``--workers``).
+   SafeExecute in the bubblewrap sandbox, guard, gradebook) with 1 worker, first with cold kernels (a new
+   interpreter and ``import torch`` per notebook, ``COURSEKIT_WARM_KERNELS=0``), then warm (the default);
+3. graded again (``force``) by the thread pool and by a Dask ``LocalCluster`` with the same number of worker
+   processes, for each of ``--parallel`` (default 1 2 4): students per minute, and the cluster's cost against
+   the thread pool (the cluster and the course it grades in are set up before the clock starts; both are printed
+   apart).
 
-It prints seconds per student for each, the overhead ratio against the baseline and the
-parallel speed-up, and projects the wall time for 300 students on a 16-core machine
-(linear in workers at the measured efficiency per worker; memory allowing: see the peak
-kernel memory printed).
+It prints seconds per student, the ratios, and projects the wall time for ``--target-students`` on
+``--machines`` machines of ``--target-cores`` cores (linear in workers at the efficiency measured here; memory
+allowing: see the peak kernel memory printed).
 
-    python benchmarks/autograde_throughput.py                  # exam, 4 students
-    python benchmarks/autograde_throughput.py --assignment lab --students 6 --workers 2
-    python benchmarks/autograde_throughput.py --notebook 3_svhn_cnn        # one notebook per submission
+    python benchmarks/autograde_throughput.py                       # exam, 4 students
+    python benchmarks/autograde_throughput.py --students 7 --copies 2 --parallel 1 2 4
+    python benchmarks/autograde_throughput.py --assignment lab --students 6 --parallel 2
+    python benchmarks/autograde_throughput.py --notebook 3_svhn_cnn  # one notebook per submission
 """
 
 from __future__ import annotations
@@ -63,14 +69,37 @@ def peak_memory_mb(root: Path, assignment: str, students: list[str]) -> float:
     return max(peaks, default=0)
 
 
+def timed(label: str, n: int, baseline: float | None, run) -> float:
+    started = time.perf_counter()
+    outcomes = run()
+    seconds = time.perf_counter() - started
+    failed = [o.student for o in outcomes if o.status != "graded"]
+    ratio = f"   (x{seconds / baseline:.2f} the baseline)" if baseline else ""
+    print(f"{label:44s} {seconds:7.1f} s = {seconds / n:5.1f} s per student = {60 * n / seconds:5.1f} students/min"
+          f"{ratio}{'  FAILED: ' + ', '.join(failed) if failed else ''}", flush=True)
+    return seconds
+
+
+def copy_students(root: Path, assignment: str, students: list[str], copies: int) -> list[str]:
+    made = list(students)
+    for k in range(2, copies + 1):
+        for student in students:
+            shutil.copytree(root / "submitted" / student, root / "submitted" / f"{student}_{k}")
+            made.append(f"{student}_{k}")
+    return made
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assignment", default="exam")
     parser.add_argument("--students", type=int, default=4, help="how many example students (default 4)")
-    parser.add_argument("--workers", type=int, default=2, help="workers of the parallel run (default 2)")
+    parser.add_argument("--copies", type=int, default=1, help="grade each example student this many times")
+    parser.add_argument("--parallel", type=int, nargs="*", default=[1, 2, 4],
+                        help="worker counts of the thread pool / cluster comparison (default 1 2 4)")
     parser.add_argument("--notebook", default=None, help="only this notebook of each submission (e.g. 3_svhn_cnn)")
-    parser.add_argument("--target-students", type=int, default=300)
+    parser.add_argument("--target-students", type=int, default=3000)
     parser.add_argument("--target-cores", type=int, default=16)
+    parser.add_argument("--machines", type=int, default=10)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="coursekit-bench-") as tmp:
@@ -86,33 +115,53 @@ def main() -> int:
             for path in (root / "submitted").glob(f"*/{args.assignment}/*.ipynb"):
                 if path.stem != args.notebook:
                     path.unlink()
+        students = copy_students(root, args.assignment, students, args.copies)
         notebooks = 1 if args.notebook else len(course.released_notebooks(root, args.assignment))
         n = len(students)
-        print(f"{args.assignment}{'/' + args.notebook if args.notebook else ''}: {notebooks} notebook(s), {n} students ({', '.join(students)}), "
-              f"{os.cpu_count()} CPUs here")
+        print(f"{args.assignment}{'/' + args.notebook if args.notebook else ''}: {notebooks} notebook(s), {n} students, "
+              f"{os.cpu_count()} CPUs here", flush=True)
 
         baseline = plain_execute(root, args.assignment, students)
-        print(f"plain nbconvert --execute, sequential: {baseline:7.1f} s  = {baseline / n:6.1f} s per student")
+        print(f"{'plain nbconvert --execute, sequential':44s} {baseline:7.1f} s = {baseline / n:5.1f} s per student",
+              flush=True)
 
-        started = time.perf_counter()
-        outcomes = autograde(root, args.assignment, workers=1, force=True, progress=False, canary=False)
-        one = time.perf_counter() - started
-        failed = [o.student for o in outcomes if o.status != "graded"]
-        print(f"coursekit autograde, 1 worker:          {one:7.1f} s  = {one / n:6.1f} s per student"
-              f"   (x{one / baseline:.2f} the baseline){'  FAILED: ' + ', '.join(failed) if failed else ''}")
+        def grade(workers=1, **options):
+            return lambda: autograde(root, args.assignment, workers=workers, force=True, progress=False,
+                                     canary=False, **options)
 
-        started = time.perf_counter()
-        autograde(root, args.assignment, workers=args.workers, force=True, progress=False, canary=False)
-        many = time.perf_counter() - started
-        speedup = one / many
-        print(f"coursekit autograde, {args.workers} workers:         {many:7.1f} s  = {many / n:6.1f} s per student"
-              f"   (speed-up x{speedup:.2f} over 1 worker, efficiency {speedup / args.workers:.0%})")
+        cold = timed("coursekit autograde, 1 worker, cold kernels", n, baseline,
+                     grade(env={"COURSEKIT_WARM_KERNELS": "0"}))
+        warm = timed("coursekit autograde, 1 worker, warm kernels", n, baseline, grade())
+        print(f"warm kernels: x{cold / warm:.2f} faster than cold ({(cold - warm) / n:.1f} s less per student)")
         print(f"peak memory of one grading kernel: {peak_memory_mb(root, args.assignment, students):.0f} MB")
 
-        efficiency = min(1.0, speedup / args.workers)
-        projected = args.target_students * (one / n) / (args.target_cores * efficiency)
-        print(f"projection: {args.target_students} students on {args.target_cores} cores "
-              f"({args.target_cores} workers at {efficiency:.0%} efficiency): {projected / 60:.1f} min")
+        from distributed import Client, LocalCluster
+
+        from coursekit import cluster as dask_cluster
+
+        started = time.perf_counter()
+        dask_cluster.template_files(root, args.assignment)
+        print(f"cluster set-up of the assignment (generate_assignment in a throw-away copy, once per version of the "
+              f"assignment, kept for later runs): {time.perf_counter() - started:.1f} s", flush=True)
+        pool, dask = {}, {}
+        for p in args.parallel:
+            pool[p] = timed(f"thread pool, {p} worker(s)", n, None, grade(p))
+            started = time.perf_counter()
+            with LocalCluster(n_workers=p, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                    Client(cluster) as client:
+                client.wait_for_workers(p)
+                print(f"  (LocalCluster of {p} worker processes started in {time.perf_counter() - started:.1f} s)")
+                dask[p] = timed(f"Dask LocalCluster, {p} worker process(es)", n, None, grade(client=client))
+            print(f"  cluster against thread pool at {p}: {dask[p] / pool[p] - 1:+.1%} time")
+
+        best = max(args.parallel, key=lambda p: (pool[1] / dask[p]) / p if 1 in pool else 0)
+        efficiency = min(1.0, (pool.get(1, warm) / dask[best]) / min(best, os.cpu_count() or 1))
+        workers = args.machines * args.target_cores
+        projected = args.target_students * (warm / n) / (workers * efficiency)
+        print(f"projection: {args.target_students} students on {args.machines} machines x {args.target_cores} cores "
+              f"({workers} single-threaded Dask workers, {efficiency:.0%} efficiency per core as measured here with "
+              f"{min(best, os.cpu_count() or 1)} busy cores, {warm / n:.1f} s of one core per student, the data and the "
+              f"kit on every machine, memory for {args.target_cores} kernels per machine): {projected / 60:.1f} min")
     return 0
 
 

@@ -42,6 +42,7 @@ class Outcome:
     seconds: float = 0.0
     message: str = ""
     problems: list = field(default_factory=list)  # files set aside, with the reason
+    worker: str = ""  # the cluster worker that graded it (empty: this machine)
 
 
 def fingerprint(root: Path, assignment: str, student: str) -> str:
@@ -119,14 +120,29 @@ def _error_summary(output: str) -> str:
     return " | ".join(useful[-3:])[-600:] or output[-600:]
 
 
-def grade_student(root: Path, assignment: str, student: str, force: bool, timeout: float,
-                  env: dict | None = None) -> Outcome:
-    marker = root / "autograded" / student / assignment / MARKER
-    started = time.perf_counter()
+def prepare(root: Path, assignment: str, student: str) -> tuple[list[str], str]:
+    """Set unreadable files aside and give renamed notebooks their names; the problems and the fingerprint."""
     problems = set_aside_unreadable(root, assignment, student)
     problems += recognise_renamed(root, assignment, student)
-    stamp = fingerprint(root, assignment, student)
-    if not force and marker.exists() and marker.read_text() == stamp:
+    return problems, fingerprint(root, assignment, student)
+
+
+def already_graded(root: Path, assignment: str, student: str, stamp: str) -> bool:
+    marker = root / "autograded" / student / assignment / MARKER
+    return marker.exists() and marker.read_text() == stamp
+
+
+def mark_graded(root: Path, assignment: str, student: str, stamp: str) -> None:
+    marker = root / "autograded" / student / assignment / MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(stamp)
+
+
+def grade_student(root: Path, assignment: str, student: str, force: bool, timeout: float,
+                  env: dict | None = None) -> Outcome:
+    started = time.perf_counter()
+    problems, stamp = prepare(root, assignment, student)
+    if not force and already_graded(root, assignment, student, stamp):
         return Outcome(student, "skipped")
     for attempt in range(3):  # the shared SQLite gradebook may be locked for a moment
         try:
@@ -143,26 +159,30 @@ def grade_student(root: Path, assignment: str, student: str, force: bool, timeou
     seconds = time.perf_counter() - started
     if failed:
         return Outcome(student, "failed", seconds, _error_summary(output), problems)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(stamp)
+    mark_graded(root, assignment, student, stamp)
     return Outcome(student, "graded", seconds, "", problems)
 
 
 def autograde(root: str | Path, assignment: str, students: str = "*", workers: int | None = None,
               force: bool = False, progress: bool = True, timeout: float | None = None,
-              env: dict | None = None, canary: bool = True, say=None) -> list[Outcome]:
+              env: dict | None = None, canary: bool = True, say=None, cluster: str | None = None,
+              client=None) -> list[Outcome]:
     """Grade every student of ``assignment`` whose id matches ``students``; see the module docstring.
 
     ``env``: extra environment variables for the nbgrader processes (e.g. the offline data); ``canary``: grade the
-    solution and the untouched release first and stop (``CanaryFailed``) when they do not get what they must."""
+    solution and the untouched release first and stop (``CanaryFailed``) when they do not get what they must;
+    ``cluster`` (``local:N``, ``tcp://host:port``, ``slurm:N``) or a ``distributed.Client``: grade on a Dask cluster
+    (``coursekit.cluster``) instead of this machine's thread pool."""
     root = Path(root).resolve()
     names = students_of(root, assignment, students)
-    if canary and names:
+    here = not (cluster or client)  # on a cluster, every worker checks its own data and runs the canary itself
+    if canary and names and here:
         from . import canary as canaries
 
-        said = canaries.check(root, assignment, env, workers, say=say or (lambda text: print(text, file=sys.stderr)))
-        (say or (lambda text: print(text, file=sys.stderr)))(said)
-    data_warning = download.warning(root, course.released_notebooks(root, assignment), {**os.environ, **(env or {})})
+        say = say or (lambda text: print(text, file=sys.stderr))
+        say(canaries.check(root, assignment, env, workers, say=say))
+    data_warning = here and download.warning(root, course.released_notebooks(root, assignment),
+                                             {**os.environ, **(env or {})})
     if data_warning and names:
         print(f"WARNING: {data_warning}", file=sys.stderr)
     workers = max(1, workers or os.cpu_count() or 1)
@@ -173,14 +193,27 @@ def autograde(root: str | Path, assignment: str, students: str = "*", workers: i
         from tqdm import tqdm
 
         bar = tqdm(total=len(names), unit="student", desc=f"autograde {assignment}", file=sys.stderr)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(grade_student, root, assignment, name, force, timeout, env) for name in names]
-        for future in as_completed(futures):
-            outcome = future.result()
-            outcomes.append(outcome)
-            if bar is not None:
-                bar.set_postfix_str(f"{outcome.student}: {outcome.status}")
-                bar.update()
+    if not here and names:
+        from . import cluster as dask_cluster
+
+        own = client is None
+        client = client or dask_cluster.connect(cluster, root)
+        try:
+            outcomes = dask_cluster.grade_all(root, assignment, names, force, timeout, env, client, bar, canary)
+        finally:
+            if own:
+                client.close()
+                if client.cluster is not None:
+                    client.cluster.close()
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(grade_student, root, assignment, name, force, timeout, env) for name in names]
+            for future in as_completed(futures):
+                outcome = future.result()
+                outcomes.append(outcome)
+                if bar is not None:
+                    bar.set_postfix_str(f"{outcome.student}: {outcome.status}")
+                    bar.update()
     if bar is not None:
         bar.close()
     outcomes.sort(key=lambda o: o.student)
@@ -238,6 +271,9 @@ def write_report(root: Path, assignment: str, outcomes: list[Outcome], warnings:
                 review.append(f"- **{outcome.student}** `{notebook}` {flag['cell']}, line {flag['line']}: "
                               f"{flag['reason']}: `{flag['code']}`")
     lines += ["", "## Flagged for manual review", ""] + (review or ["Nothing."])
+    if any(o.worker for o in outcomes):
+        lines += ["", "## Who graded whom", "", "| student | worker | seconds |", "|---|---|---|"]
+        lines += [f"| {o.student} | {o.worker or '-'} | {o.seconds:.1f} |" for o in outcomes if o.status != "skipped"]
     lines += ["", "## What happened while grading", ""] + (events or ["Nothing unusual."])
     path = course.Layout(root).reports(assignment) / "grading-report.md"
     path.write_text("\n".join(lines) + "\n")

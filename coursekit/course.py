@@ -21,13 +21,15 @@ BONUS_HEADING = re.compile(r"^#{1,6}\s*(\d+\([a-z]\))\s*Bonus\b", re.M | re.I)  
 
 
 def _config(root: Path):
-    """``nbgrader_config.py`` of a course, loaded once per version of the file."""
+    """``nbgrader_config.py`` of a course, loaded once per version of the file (and of ``COURSEKIT_DB_URL``, which
+    it reads)."""
     path = root / "nbgrader_config.py"
-    return _load_config(str(root), path.stat().st_mtime_ns if path.exists() else 0)
+    return _load_config(str(root), path.stat().st_mtime_ns if path.exists() else 0,
+                        os.environ.get("COURSEKIT_DB_URL", ""))
 
 
 @functools.lru_cache(maxsize=16)
-def _load_config(root: str, stamp: int):
+def _load_config(root: str, stamp: int, db_url: str):
     from traitlets.config.loader import PyFileConfigLoader
 
     return PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
@@ -82,26 +84,16 @@ class Layout:
     def release(self, assignment: str = "", notebook: str = "") -> Path:
         return self._path("release", assignment, f"{notebook}.ipynb" if notebook else "")
 
-    def submitted(self, student: str = "", assignment: str = "") -> Path:
-        return self._path("submitted", student, assignment)
-
-    def autograded(self, student: str = "", assignment: str = "") -> Path:
-        return self._path("autograded", student, assignment)
-
-    def feedback(self, student: str = "", assignment: str = "") -> Path:
-        return self._path("feedback", student, assignment)
-
     def reports(self, assignment: str) -> Path:
         """``reports/<assignment>/``, created."""
         path = self._path("reports", assignment)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def grades(self) -> Path:
-        return self._path("grades")
-
     @property
     def gradebook_url(self) -> str:
+        """``c.CourseDirectory.db_url`` (the PostgreSQL database of ``COURSEKIT_DB_URL`` when that is set, see
+        ``nbgrader_config.py``), else the SQLite file ``gradebook.db`` in the course folder."""
         configured = self.config.get("CourseDirectory", {}).get("db_url") if (self.root / "nbgrader_config.py").exists() \
             else None
         return configured or f"sqlite:///{self.root / 'gradebook.db'}"
@@ -128,6 +120,15 @@ def command_env(extra: dict | None = None) -> dict[str, str]:
     return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", ""), **(extra or {})}
 
 
+def _die_with_parent() -> None:
+    """In a child process: die when the process that started it dies (a killed cluster worker, Ctrl-C)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def nbgrader(root: str | Path, *args: str, env: dict | None = None, check: bool = True, capture: bool = True,
              timeout: float | None = None, on_line=None) -> subprocess.CompletedProcess:
     """Run ``nbgrader <args>`` in the course folder with this Python: the one way the kit starts nbgrader.
@@ -137,7 +138,7 @@ def nbgrader(root: str | Path, *args: str, env: dict | None = None, check: bool 
     command = [sys.executable, "-m", "nbgrader", *args]
     if on_line is None:
         result = subprocess.run(command, cwd=root, env=command_env(env), capture_output=capture, text=True,
-                                timeout=timeout)
+                                timeout=timeout, preexec_fn=_die_with_parent)
     else:
         process = subprocess.Popen(command, cwd=root, env=command_env(env), text=True, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT)
@@ -152,11 +153,20 @@ def nbgrader(root: str | Path, *args: str, env: dict | None = None, check: bool 
     return result
 
 
+# Appended to the configuration of a throw-away copy: even when COURSEKIT_DB_URL names the course team's
+# PostgreSQL gradebook, the copy's students (the canary's "solution", the audit's mutants) stay out of it.
+OWN_GRADEBOOK = """
+# A throw-away copy (coursekit.course.copy_course): a gradebook of its own, whatever COURSEKIT_DB_URL says.
+import os as _os
+c.CourseDirectory.db_url = "sqlite:///" + _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "gradebook.db")
+"""
+
+
 def copy_course(root: str | Path, target: str | Path) -> Path:
-    """A throw-away copy of the course (configuration and sources only)."""
+    """A throw-away copy of the course (configuration and sources only), with its own SQLite ``gradebook.db``."""
     root, target = Path(root), Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / "nbgrader_config.py", target / "nbgrader_config.py")
+    (target / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text() + OWN_GRADEBOOK)
     shutil.copytree(root / "source", target / "source", dirs_exist_ok=True)
     return target
 
@@ -188,10 +198,15 @@ def task_labels(notebook) -> dict[str, str]:
     return labels
 
 
+def source_notebooks(root: str | Path, assignment: str) -> dict:
+    """``{notebook: its source notebook}`` for the released notebooks of ``assignment``, in order."""
+    return {nb: nbformat.read(Path(root) / "source" / assignment / f"{nb}.ipynb", as_version=4)
+            for nb in released_notebooks(root, assignment)}
+
+
 def notebook_task_labels(root: str | Path, assignment: str) -> dict[str, dict[str, str]]:
     """``{notebook: {grade_id: "3(c)"}}`` for the released notebooks of ``assignment``, in order."""
-    return {nb: task_labels(nbformat.read(Path(root) / "source" / assignment / f"{nb}.ipynb", as_version=4))
-            for nb in released_notebooks(root, assignment)}
+    return {nb: task_labels(source) for nb, source in source_notebooks(root, assignment).items()}
 
 
 @dataclass
@@ -211,9 +226,9 @@ def cell_scores(root: str | Path, assignment: str, gradebook=None) -> dict[str, 
     from nbgrader.api import Gradebook
 
     root = Path(root)
-    labels = notebook_task_labels(root, assignment)
-    bonus = {nb: bonus_tasks(nbformat.read(root / "source" / assignment / f"{nb}.ipynb", as_version=4))
-             for nb in labels}
+    sources = source_notebooks(root, assignment)
+    labels = {nb: task_labels(source) for nb, source in sources.items()}
+    bonus = {nb: bonus_tasks(source) for nb, source in sources.items()}
     order = {(nb, grade_id): i for i, (nb, ids) in enumerate(labels.items()) for grade_id in ids}  # notebook order
     result = {}
     with contextlib.nullcontext(gradebook) if gradebook is not None else \

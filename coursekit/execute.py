@@ -98,6 +98,7 @@ class SafeExecute(Execute):
         self._stopped: str | None = None
         self._watch: _MemoryWatch | None = None
         self._guarded = False
+        self._warm = False  # whether the kernel was a fork of a warm interpreter (coursekit.sandbox)
         self._caps: dict[int, dict] = {}
         flags = guard.scan(nb)
         if flags:  # for the instructor's report only
@@ -109,6 +110,7 @@ class SafeExecute(Execute):
                 self._watch.stop()
                 notes.set_value(nb, "peak_memory_mb", round(self._watch.peak / 2**20))
             notes.set_value(nb, "seconds", round(time.monotonic() - self._started, 1))
+            notes.set_value(nb, "warm_kernel", self._warm)
             # only now: inserting a cell while the cells are executed would shift their indices
             notes.show_events(nb)
             notes.add_table_style(nb)
@@ -123,6 +125,7 @@ class SafeExecute(Execute):
             cell.outputs = [not_run(self._stopped)]
             return cell, resources
         self._start_watch()
+        self._warm = self._warm or getattr(self.km, "_zygote", None) is not None
         if self.use_guard and not self._guarded:
             self._guarded = True
             self._silent(guard.INSTALL, timeout=120)  # before any student code runs

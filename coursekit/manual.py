@@ -9,9 +9,15 @@ question and its mark scheme, for the grader only).  The grader fills in ``score
 ``python -m coursekit manual-import manual/exam/svhn_a_answer.csv``
 
 checks every row first (known student and question, a number between 0 and the points) and only
-then writes all scores and comments into the gradebook, the way the formgrader does (manual score,
+then writes the scores and comments into the gradebook, the way the formgrader does (manual score,
 manual comment, no longer "needs manual grade"); rows with an empty score are skipped.  Run
 ``nbgrader generate_feedback`` afterwards.  Nothing is written when any row is wrong.
+
+Several graders may work at once (the gradebook on PostgreSQL, README): the sheet remembers what the
+gradebook held when it was written (``score_in_gradebook``, ``comment_in_gradebook``), the import
+writes only the rows whose score or comment the grader changed, and it refuses a changed row that
+someone else changed in the gradebook in the meantime (also while the import runs), so no grader's
+score is overwritten by a stale copy of it.
 """
 
 from __future__ import annotations
@@ -19,14 +25,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from . import course
 
-COLUMNS = ["student_id", "assignment", "notebook", "grade_id", "max_points", "answer", "score", "comment"]
+COLUMNS = ["student_id", "assignment", "notebook", "grade_id", "max_points", "answer", "score", "comment",
+           "score_in_gradebook", "comment_in_gradebook"]  # the last two: what the sheet was written from
 MARK_SCHEME = re.compile(r"BEGIN MARK SCHEME(.*?)END MARK SCHEME", re.S)
 
 
@@ -73,12 +80,10 @@ def write_sheet(root: str | Path, assignment: str, grade_id: str, out: Path | No
                 cells = [c for c in nbformat.read(path, as_version=4).cells
                          if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
                 answer = cells[0].source if cells else ""
-            score = grade.manual_score if grade.manual_score is not None else (
-                grade.auto_score if grade.auto_score is not None else "")
-            comment = gb.find_comment(grade_id, notebook, assignment, student).manual_comment or ""
+            score, comment = shown(grade, gb.find_comment(grade_id, notebook, assignment, student))
             rows.append(dict(student_id=student, assignment=assignment, notebook=notebook, grade_id=grade_id,
-                             max_points=f"{points:g}", answer=answer,
-                             score="" if score == "" else f"{score:g}", comment=comment))
+                             max_points=f"{points:g}", answer=answer, score=score, comment=comment,
+                             score_in_gradebook=score, comment_in_gradebook=comment))
     with open(out, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -89,18 +94,41 @@ def write_sheet(root: str | Path, assignment: str, grade_id: str, out: Path | No
     return out
 
 
+def shown(grade, comment) -> tuple[str, str]:
+    """``(score, comment)`` of a gradebook entry as a sheet shows them ("" for none)."""
+    score = grade.manual_score if grade.manual_score is not None else grade.auto_score
+    return ("" if score is None else f"{score:g}"), (comment.manual_comment or "").strip()
+
+
+def _same(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether two ``(score, comment)`` read the same (a spreadsheet may rewrap a comment's lines)."""
+    return a[0] == b[0] and a[1].split() == b[1].split()
+
+
+def _number(text: str) -> str:
+    """A score as the sheet shows it: "1,50" (a European spreadsheet) is "1.5"; "" stays ""."""
+    text = (text or "").strip().replace(",", ".")
+    try:
+        return f"{float(text):g}" if text else ""
+    except ValueError:
+        return text
+
+
 @dataclass
 class Imported:
-    """What ``import_sheet`` wrote: the number of scores, and the students whose row was left blank."""
+    """What ``import_sheet`` wrote: the number of scores, the students whose row was left blank, and those whose
+    row the grader did not change (left as the gradebook has them)."""
 
     count: int
     blank: list[str]
+    unchanged: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = f"{self.count} scores imported"
-        if self.blank:
-            text += (f"; {len(self.blank)} rows left blank (not graded yet): " + ", ".join(self.blank[:20])
-                     + (" ..." if len(self.blank) > 20 else ""))
+        for rows, what in ((self.blank, "left blank (not graded yet)"),
+                           (self.unchanged, "unchanged (left as they are in the gradebook)")):
+            if rows:
+                text += f"; {len(rows)} rows {what}: " + ", ".join(rows[:20]) + (" ..." if len(rows) > 20 else "")
         return text
 
 
@@ -116,15 +144,20 @@ def read_rows(sheet: Path) -> list[dict]:
 
 
 def import_sheet(root: str | Path, sheet: Path) -> Imported:
-    """Write the filled-in scores and comments of ``sheet`` into the gradebook; say how many and which rows were blank."""
-    from nbgrader.api import Gradebook, MissingEntry
+    """Write the scores and comments the grader entered in ``sheet`` into the gradebook; say how many, and which rows
+    were blank or unchanged.  Raises ValueError, writing nothing, when a row is wrong or was changed in the
+    gradebook since the sheet was written (see the module docstring)."""
+    from nbgrader.api import Comment, Grade, Gradebook, MissingEntry
+    from sqlalchemy import update
+    from sqlalchemy.exc import OperationalError
 
     root = Path(root)
     rows = read_rows(sheet)
     missing = [c for c in ("student_id", "assignment", "notebook", "grade_id", "score") if rows and c not in rows[0]]
     if missing:
         raise ValueError(f"{sheet}: the columns {', '.join(missing)} are missing")
-    problems, updates, blank = [], [], []
+    remembers = bool(rows) and "score_in_gradebook" in rows[0]  # a sheet written by write_sheet (not made by hand)
+    problems, updates, blank, unchanged = [], [], [], []
     with Gradebook(course.Layout(root).gradebook_url) as gb:
         for line, row in enumerate(rows, 2):
             text = (row.get("score") or "").strip().replace(",", ".")
@@ -146,12 +179,47 @@ def import_sheet(root: str | Path, sheet: Path) -> Imported:
             if not 0 <= score <= grade.max_score:
                 problems.append(f"{where}: score {score:g} is not between 0 and {grade.max_score:g}")
                 continue
-            updates.append((grade, comment, score, (row.get("comment") or "").strip()))
+            remark = (row.get("comment") or "").strip()
+            entered, now = (f"{score:g}", remark), shown(grade, comment)
+            before = (_number(row.get("score_in_gradebook")), (row.get("comment_in_gradebook") or "").strip())
+            if _same(entered, now) or (remembers and _same(entered, before)):
+                unchanged.append(row["student_id"])  # in the gradebook already, or not this grader's entry: it stays
+                continue
+            if remembers and not _same(now, before):
+                problems.append(f"{where}: changed in the gradebook since this sheet was written (now score "
+                                f"{now[0] or 'none'}, comment {now[1]!r}), by another grader or an earlier import "
+                                "of this sheet; write a new sheet (manual-sheet) and enter it there")
+                continue
+            updates.append((where, grade, comment, score, remark))
         if problems:
             raise ValueError(f"{sheet}: nothing imported, fix these rows first:\n  " + "\n  ".join(problems))
-        for grade, comment, score, text in updates:  # as nbgrader's formgrader saves a grade
-            grade.manual_score = score
-            grade.needs_manual_grade = False
-            comment.manual_comment = text or None
-        gb.db.commit()
-    return Imported(len(updates), blank)
+        # as nbgrader's formgrader saves a grade, but each row only if the gradebook still holds what was read above:
+        # another grader's import or the formgrader may have written it since (a conditional UPDATE is atomic)
+        raced = []
+        try:
+            for where, grade, comment, score, remark in updates:
+                wrote = gb.db.execute(
+                    update(Grade).where(Grade.id == grade.id,
+                                        Grade.manual_score.is_not_distinct_from(grade.manual_score),
+                                        Grade.auto_score.is_not_distinct_from(grade.auto_score))
+                    .values(manual_score=score, needs_manual_grade=False),
+                    execution_options={"synchronize_session": False}).rowcount
+                wrote += gb.db.execute(
+                    update(Comment).where(Comment.id == comment.id,
+                                          Comment.manual_comment.is_not_distinct_from(comment.manual_comment))
+                    .values(manual_comment=remark or None),
+                    execution_options={"synchronize_session": False}).rowcount
+                if wrote != 2:
+                    raced.append(f"{where}: changed in the gradebook by someone else during this import")
+            if raced:
+                raise ValueError(f"{sheet}: nothing imported, these rows were changed meanwhile (write a new sheet "
+                                 "and enter them there):\n  " + "\n  ".join(raced))
+            gb.db.commit()
+        except OperationalError as error:  # e.g. SQLite locked by a long write, a PostgreSQL deadlock
+            gb.db.rollback()
+            raise ValueError(f"{sheet}: nothing imported, the gradebook refused the write "
+                             f"({' '.join(str(error.orig).split())[:300]}); try again") from None
+        except ValueError:
+            gb.db.rollback()
+            raise
+    return Imported(len(updates), blank, unchanged)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
-from coursekit import course, examples, offline, submissions, trial
+from coursekit import course, examples, offline, pipeline, submissions, trial
 
 ROOT = course.ROOT
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -36,3 +37,19 @@ def graded_course(tmp_path_factory, offline_env):
     Returns ``(root, {assignment: {student: [CellScore, ...]}})`` read from the gradebook.
     """
     return trial.grade(tmp_path_factory.mktemp("course"), offline_env)
+
+
+def course_with_examples(target):
+    """A throw-away copy of the course with the example students (``examples/``)."""
+    root = course.copy_course(ROOT, target)
+    shutil.copytree(ROOT / "examples", root / "examples")
+    return root
+
+
+@pytest.fixture(scope="session")
+def main_job(tmp_path_factory):
+    """The main job run on a course copy: ``(root, score table, what it printed)``."""
+    root = course_with_examples(tmp_path_factory.mktemp("main-job"))
+    lines = []
+    table = pipeline.grade_examples(root, say=lines.append)
+    return root, table, "\n".join(lines)

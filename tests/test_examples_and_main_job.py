@@ -13,6 +13,7 @@ import pytest
 from coursekit import autograde, course, examples, pipeline
 
 from . import browser
+from .conftest import course_with_examples
 
 ROOT = course.ROOT
 
@@ -49,20 +50,6 @@ def expected_auto_scores(root):
                     total -= sum(points[cell] - score for cell, score in known[name].expect.items())
             expected[(student["id"], assignment)] = total
     return expected
-
-
-def course_with_examples(target):
-    root = course.copy_course(ROOT, target)
-    shutil.copytree(ROOT / "examples", root / "examples")
-    return root
-
-
-@pytest.fixture(scope="module")
-def main_job(tmp_path_factory):
-    root = course_with_examples(tmp_path_factory.mktemp("main-job"))
-    lines = []
-    table = pipeline.grade_examples(root, say=lines.append)
-    return root, table, "\n".join(lines)
 
 
 def test_main_job_grades_every_example_student(main_job):
@@ -394,12 +381,18 @@ def test_manual_grading_in_the_formgrader(main_job, tmp_path):
     assert row and row.group(1).strip() == "1.5 / 3" and remark.replace("'", "&#x27;") in row.group(2)
 
 
-def test_parallel_grading_gives_the_scores_of_a_sequential_run(main_job, tmp_path):
-    parallel_root = main_job[0]
+def test_parallel_grading_with_warm_kernels_gives_the_scores_of_a_cold_sequential_run(main_job, tmp_path):
+    parallel_root = main_job[0]  # graded by the main job: two workers, warm kernels (the default)
     root = course_with_examples(tmp_path / "sequential")
     course.nbgrader(root, "generate_assignment", "exam", "--force")
     pipeline.collect_examples(root)
-    outcomes = autograde.autograde(root, "exam", workers=1, progress=False, canary=False)
+    outcomes = autograde.autograde(root, "exam", workers=1, progress=False, canary=False,
+                                   env={"COURSEKIT_WARM_KERNELS": "0"})
+    def kernels(course_root):
+        return {nbformat.read(p, as_version=4).metadata.coursekit.warm_kernel
+                for p in (course_root / "autograded").glob("*/exam/*.ipynb")}
+
+    assert kernels(root) == {False} and kernels(parallel_root) == {True}
     assert {o.status for o in outcomes} == {"graded"}
     def by_cell(scores):
         return {student: {(r.notebook, r.grade_id): r.score for r in rows} for student, rows in scores.items()}

@@ -84,3 +84,44 @@ def test_without_bubblewrap_grading_stops_unless_the_instructor_accepts_it(monke
     manager.require_sandbox = False
     assert manager._use_sandbox() is False
     assert "WITHOUT a sandbox" in capsys.readouterr().err
+
+
+def execute(folder, *cells, warm=True):
+    from traitlets.config import Config
+
+    nb = new_notebook(cells=[new_code_cell(code) for code in cells])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    config = Config({"SandboxKernelManager": {"warm": warm}})
+    nb, _ = SafeExecute(timeout=60, config=config).preprocess(nb, {"metadata": {"path": str(folder)}})
+    values = [ast.literal_eval(o.data["text/plain"]) for c in nb.cells if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "execute_result"]
+    return nb.metadata["coursekit"]["warm_kernel"], values
+
+
+def test_warm_kernels_are_fresh_forks_in_one_sandbox_per_student(tmp_path):
+    student, other = tmp_path / "student", tmp_path / "other"
+    student.mkdir(), other.mkdir()
+    first = ("import sys, subprocess; preloaded = 'matplotlib' in sys.modules\n"
+             "import torch; torch.leftover = 1\n"
+             "daemon = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+             "open('daemon.pid', 'w').write(str(daemon.pid)); preloaded")
+    warm, values = execute(student, first)
+    assert warm and values == [True]  # matplotlib was imported before (the guard imports torch itself)
+    daemon = (student / "daemon.pid").read_text()
+    later = f"import os, torch; (hasattr(torch, 'leftover'), os.path.exists('/proc/{daemon}'), os.getcwd())"
+    warm, values = execute(student, later)
+    assert warm and values == [(False, False, str(student))]  # nothing of the notebook before, its daemon gone
+    _, values = execute(other, "import os; sorted(os.listdir('..'))")
+    assert "other" in values[0] and "student" not in values[0]  # another student: another sandbox
+    cold, values = execute(student, "import sys; 'matplotlib' in sys.modules", warm=False)
+    assert not cold and values == [False]
+
+
+def test_student_code_does_not_see_the_graders_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "hunter2")
+    monkeypatch.setenv("COURSEKIT_DB_URL", "postgresql+psycopg://grader@db.example.org/course")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    probe = "import os; sorted(k for k in os.environ if k in ('PGPASSWORD', 'COURSEKIT_DB_URL', 'GITHUB_TOKEN'))"
+    for warm in (True, False):
+        _, values = execute(tmp_path, probe, warm=warm)
+        assert values == [[]], (warm, values)
