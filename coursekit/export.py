@@ -11,6 +11,14 @@ for every assignment in ``grades/``:
   cells: not submitted, or a text answer waiting for its grader.
 * ``<assignment>-moodle.csv``: Moodle's *Import grades from CSV* layout (map "Email address" or
   "ID number" to the user, the assignment column to the grade item).
+* ``<assignment>-peer.csv`` when the assignment is peer-reviewed (``coursekit/peer/aggregate.py``), written
+  again so that a TA's grade given since counts.
+* ``<assignment>-olat.csv``: OpenOlat's *bulk assessment* ("Massenbewertung") data, one line per student without
+  a header: user name (the nbgrader student id), score, passed (``y``/``n`` from ``course-sheet`` when
+  ``c.CourseKit.course_rules`` has a part of this assignment alone with a ``pass_at``, else blank), comment;
+  comma-separated, decimal point (paste it into the wizard, "separated by comma"), and, when ``feedback/`` has
+  pages, ``<assignment>-olat-returns.zip``: a folder per user name with the feedback pages, OpenOlat's return files
+  of a "Task" element.
 * ``<assignment>-canvas.csv``: Canvas's gradebook import layout (``Student`` as "Last, First",
   ``ID``, ``SIS User ID``, ``SIS Login ID``, ``Section``, then the assignment, whose header is
   "<assignment> (<Canvas assignment id>)" when ``c.CourseKit.canvas_assignment_ids`` gives the id, so
@@ -26,6 +34,7 @@ uploaded); the log names them.
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path
 
 from nbgrader.plugins import CsvExportPlugin
@@ -72,6 +81,20 @@ def lms_grade(row: dict) -> str:
     return row["total"] if row["submitted"] == "yes" and row["manual_open"] == "0" else ""
 
 
+def olat_passed(root: Path, assignment: str, gradebook) -> dict[str, tuple[str, str]]:
+    """``{student: (result, reason)}`` from the course sheet, for an assignment that is a part of the course rules on
+    its own and has a threshold (else empty: OpenOlat's "passed" stays blank, or its cut value decides)."""
+    from . import coursesheet
+
+    rules = course.setting(root, "course_rules", None) or {}
+    part = next((p for p, rule in rules.items() if list(rule.get("assignments", [])) == [assignment]
+                 and "pass_at" in rule), None)
+    if part is None:
+        return {}
+    return {row["student_id"]: (row[f"{part}: result"], row[f"{part}: reason"])
+            for row in coursesheet.sheet(root, gradebook)[1]}
+
+
 class TaskExportPlugin(CsvExportPlugin):
     """nbgrader's CSV export plus per-task and Moodle/Canvas files (see the module docstring)."""
 
@@ -104,9 +127,15 @@ class TaskExportPlugin(CsvExportPlugin):
                        + [{"Student": ", ".join(x for x in (r["last_name"], r["first_name"]) if x) or r["student_id"],
                            "ID": "", "SIS User ID": r["student_id"], "SIS Login ID": r["email"] or r["student_id"],
                            "Section": "", column: lms_grade(r)} for r in rows])
+            self.write_olat(root, out, name, rows, gradebook)
             if not canvas_id:
                 self.log.info("%s: no Canvas assignment id in c.CourseKit.canvas_assignment_ids, so Canvas would "
                               "create a new assignment from %s-canvas.csv", name, name)
+            if (root / "peer" / name / "draw.json").exists():  # peer review: its grades, with the TA's overrides now
+                from .peer import aggregate
+
+                self.log.info("Exported the peer review of %s to %s", name,
+                              aggregate.write_grades(root, aggregate.aggregate(root, name)))
             open_ = [r["student_id"] for r in rows if r["submitted"] == "yes" and r["manual_open"] != "0"]
             absent = [r["student_id"] for r in rows if r["submitted"] == "no"]
             self.log.info("Exported %s per task to %s (%d students)", name, out / f"{name}-tasks.csv", len(rows))
@@ -116,6 +145,30 @@ class TaskExportPlugin(CsvExportPlugin):
             if absent:
                 self.log.info("%s: no submission from %d students: their platform grade is left empty",
                               name, len(absent))
+
+    def write_olat(self, root: Path, out: Path, name: str, rows: list[dict], gradebook) -> None:
+        """``<name>-olat.csv`` (OpenOlat bulk assessment: username, score, passed, comment; no header) and, when
+        there is feedback, ``<name>-olat-returns.zip`` (a folder per username with its feedback pages)."""
+        passed = olat_passed(root, name, gradebook)
+        graded = [r for r in rows if lms_grade(r)]
+        with open(out / f"{name}-olat.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            for r in graded:
+                comment = f"{r['total']} of {r['max']} points" + (f", {r['bonus']} of them bonus" if float(r["bonus"])
+                                                                 else "")
+                result, reason = passed.get(r["student_id"], ("", ""))
+                writer.writerow([r["student_id"], r["total"], {"passed": "y", "not passed": "n"}.get(result, ""),
+                                 comment + (f"; {reason}" if reason else "")])
+        returns = out / f"{name}-olat-returns.zip"
+        returns.unlink(missing_ok=True)
+        pages = [(r["student_id"], page) for r in graded
+                 for page in sorted((root / "feedback" / r["student_id"] / name).glob("*.html"))]
+        if pages:
+            with zipfile.ZipFile(returns, "w", zipfile.ZIP_DEFLATED) as z:
+                for student, page in pages:
+                    z.write(page, f"{student}/{page.name}")
+        self.log.info("Exported %s for OpenOlat's bulk assessment to %s (%d students%s)", name,
+                      out / f"{name}-olat.csv", len(graded), f", return files {returns.name}" if pages else "")
 
     @staticmethod
     def write(path: Path, columns: list[str], rows: list[dict]) -> None:
