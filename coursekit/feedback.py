@@ -21,6 +21,7 @@ from traitlets import Bool, List
 from .course import bonus_tasks, task_labels
 from .kernel.grading import lost_lines, rubric_record, strip_records
 from .notes import add_table_style
+from .release import is_added
 
 
 def _cell_text(text: str) -> str:
@@ -89,6 +90,9 @@ class TaskSummary(Preprocessor):
             if meta.get("grade_id") in waiting and meta.get("solution"):
                 meta["grade"] = False
                 other.source += "\n\n*(not graded yet)*" if other.cell_type == "markdown" else ""
+        for other in nb.cells:  # the check before upload: what it is for, not its code
+            if other.cell_type == "code" and is_added(other):
+                other.source = "\n".join(other.source.splitlines()[:4]) + "\n# (its code is not shown in the feedback)"
         cell.metadata["coursekit_summary"] = True
         nb.cells.insert(0, cell)
         add_table_style(nb)  # once: a notebook graded by the kit has it already
