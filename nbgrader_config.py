@@ -14,6 +14,22 @@ c.CourseKit.assignments = {
 }
 c.CourseKit.similarity_skip = ["4_true_false_quiz"]  # answers are True/False, not code: no similarity report
 
+# Course rules for `python -m coursekit course-sheet` (coursekit/coursesheet.py): which assignments make up each part
+# of the course, the points to pass it (without bonus tasks unless "bonus_counts": True) and transfers: of a passed
+# part, the points above "above" (bonus included), at most "at_most", count as bonus in the part "to".  The course's
+# rule is 80 points of its lab sheets without bonus, up to 40 points above 80 to the exam; with the one 30-point lab
+# assignment here, the same shares: 24 points, up to 12 above 24 (list every sheet and use 80/40 with all of them).
+c.CourseKit.course_rules = {
+    "practicals": {"assignments": ["lab"], "pass_at": 24, "transfer": {"to": "exam", "above": 24, "at_most": 12}},
+    "exam": {"assignments": ["exam"]},
+}
+
+# The gradebook: gradebook.db (SQLite) in this folder, unless COURSEKIT_DB_URL names the PostgreSQL database a team
+# of graders shares, e.g. postgresql+psycopg://grader@db.example.org:5432/deep_learning; the password goes into
+# ~/.pgpass, never into this file or the URL (README, "A team of graders").
+if os.environ.get("COURSEKIT_DB_URL"):
+    c.CourseDirectory.db_url = os.environ["COURSEKIT_DB_URL"]
+
 # Datasets and pretrained weights live in data/ (downloaded once, git-ignored); the notebooks read
 # COURSE_DATA_DIR and torch reads TORCH_HOME.  The offline example run points both at fixtures.
 os.environ.setdefault("COURSE_DATA_DIR", os.path.join(HERE, "data"))
@@ -34,6 +50,26 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Mark schemes sit in the read-only question cell right above each text answer, so that graders
 # see them in the formgrader; they are removed from the release and from the feedback.
 c.ClearMarkScheme.enforce_metadata = False
+
+# The release adds, for the students, an "Open in Colab" badge on top (from the public copy of release/ named here;
+# "" for none) and a last cell that checks their notebook before they upload it (coursekit/release.py): nbgrader's
+# steps, with coursekit.release.AddStudentCells after the solutions are cleared and before the cells are saved.
+c.CourseKit.public_repository = "https://github.com/deep-learning-course/notebooks"
+c.GenerateAssignment.preprocessors = [
+    "nbgrader.preprocessors.IncludeHeaderFooter",
+    "nbgrader.preprocessors.InstantiateTests",
+    "nbgrader.preprocessors.LockCells",
+    "nbgrader.preprocessors.ClearSolutions",
+    "nbgrader.preprocessors.ClearOutput",
+    "coursekit.release.AddStudentCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+    "nbgrader.preprocessors.ComputeChecksums",
+    "nbgrader.preprocessors.SaveCells",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbgrader.preprocessors.ClearMarkScheme",
+    "nbgrader.preprocessors.ComputeChecksums",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 
 # Before grading, cells whose nbgrader metadata an editor dropped, changed or duplicated (Colab,
 # JupyterLab copy/paste) get it back by matching them to the release (coursekit/repair.py).
@@ -71,6 +107,9 @@ NO_SANDBOX = os.environ.get("COURSEKIT_NO_SANDBOX") == "1"
 c.SandboxKernelManager.sandbox = "none" if NO_SANDBOX else "bwrap"
 c.SandboxKernelManager.require_sandbox = not NO_SANDBOX
 c.SandboxKernelManager.memory = 8 * 1024**3  # address space per kernel process
+# Warm kernels: one sandbox per student whose interpreter imports torch once; each notebook's kernel is a fresh
+# fork of it (same grades, about half the time).  COURSEKIT_WARM_KERNELS=0 starts every kernel cold.
+c.SandboxKernelManager.warm = os.environ.get("COURSEKIT_WARM_KERNELS", "1") != "0"
 
 # Feedback shows every cell's score and the rubric lines printed by the hidden tests, but
 # neither the hidden test code nor the mark schemes (nbgrader shows both by default).

@@ -48,7 +48,8 @@ def autograde(args):
     from .canary import CanaryFailed
 
     try:
-        outcomes = run(args.root, args.assignment, args.students, args.workers, args.force, canary=not args.no_canary)
+        outcomes = run(args.root, args.assignment, args.students, args.workers, args.force, canary=not args.no_canary,
+                       cluster=args.cluster)
     except CanaryFailed as failed:
         print(f"error: {failed}", file=sys.stderr)
         return 2
@@ -157,11 +158,76 @@ def download_data(args):
     print("All data is there.")
 
 
+def check_upload(args):
+    from .release import check_file
+
+    text, to_do = check_file(args.root, args.notebook)
+    print(text)
+    return 1 if to_do else 0
+
+
+def oldest_versions(args):
+    from .oldest import main
+
+    return main()
+
+
 def offline_data(args):
     from .offline import prepare
 
     for name, value in prepare(args.folder).items():
         print(f"export {name}={value}")
+
+
+def peer_assign(args):
+    from .peer.assign import assign
+
+    draw = assign(args.root, args.assignment, args.k, args.seed, args.groups, args.ids, args.late, args.force)
+    folder = args.root / "peer" / args.assignment
+    print(f"{len(draw.authors)} reports, {len(draw.reviews)} reviewers, seed {draw.seed}\n"
+          f"{folder / 'assignment.csv'} (per reviewer: the reports and the packet to hand out)\n"
+          f"{folder / 'pairs.csv'} (who reviews whose report: for the instructor only)\n{folder / 'packets'}/")
+
+
+def peer_collect(args):
+    from .peer.collect import collect
+
+    print(collect(args.root, args.assignment, args.download, args.preset, args.ids))
+    print(f"report: {args.root / 'reports' / args.assignment / 'peer-collect-report.md'}")
+
+
+def peer_aggregate(args):
+    from .peer import aggregate
+
+    result = aggregate.run(args.root, args.assignment)
+    flagged = [r.author for r in result.reports.values() if r.flagged]
+    far_off = [r.student for r in result.reviewers.values() if r.flagged]
+    print(f"reports whose reviews disagree: {', '.join(sorted(flagged)) or 'none'}\n"
+          f"reviewers consistently far off: {', '.join(sorted(far_off)) or 'none'}\n"
+          f"{args.root / 'grades' / (args.assignment + '-peer.csv')}\n"
+          f"{args.root / 'reports' / args.assignment / 'peer-report.html'}\n"
+          f"{args.root / 'peer' / args.assignment / 'feedback'}/")
+
+
+def course_sheet(args):
+    from . import coursesheet
+
+    for path in coursesheet.write(args.root):
+        print(path)
+
+
+def groups(args):
+    from .groups import apply
+
+    print(apply(args.root, args.assignment, args.groups))
+    print(f"report: {args.root / 'reports' / args.assignment / 'groups-report.md'}")
+
+
+def peer_participation(args):
+    from .peer import participation
+
+    for path in participation.write(args.root):
+        print(path)
 
 
 COMMANDS = [
@@ -172,7 +238,10 @@ COMMANDS = [
             [ASSIGNMENT, arg("--students", default="*", help="only student ids matching this glob"), WORKERS,
              arg("--force", action="store_true", help="grade again students that are already graded"),
              arg("--no-canary", action="store_true",
-                 help="do not grade the solution and the untouched release first (they check the environment)")]),
+                 help="do not grade the solution and the untouched release first (they check the environment)"),
+             arg("--cluster", default=None, metavar="SPEC",
+                 help="grade on a Dask cluster: local:N (N worker processes here), tcp://host:8786 (a running "
+                      "scheduler), slurm:N or pbs:N (N batch jobs, c.CourseKit.jobqueue)")]),
     Command("examples", "rebuild examples/submissions from examples/*.toml", examples),
     Command("import-lms", "import a learning platform's bulk download into submitted/", import_lms,
             [ASSIGNMENT, arg("download", type=Path, help="the zip downloaded from the platform"),
@@ -205,6 +274,33 @@ COMMANDS = [
     Command("download-data", "download the datasets and weights of the notebooks into data/", download_data,
             [arg("--check", action="store_true", help="only list what is missing (exit status 1 if anything is)")]),
     Command("offline-data", "write the offline fixtures into a folder", offline_data, [arg("folder", type=Path)]),
+    Command("check-upload", "check a student's notebook file as its last cell does (missing, renamed, deleted)",
+            check_upload, [arg("notebook", type=Path)]),
+    Command("oldest-versions", "run and grade the solutions with the oldest supported torch/torchvision "
+                               "(requirements-oldest.txt, installed once into a cache folder)",
+            oldest_versions),
+    Command("peer-assign", "draw who peer-reviews whose report; write the anonymized packets", peer_assign,
+            [ASSIGNMENT, arg("--k", type=int, default=4, help="reviews per reviewer and per report (4)"),
+             arg("--seed", type=int, default=None, help="reproduce a draw (default: a random seed, recorded)"),
+             arg("--groups", type=Path, default=None, help="CSV: group id, members (nobody reviews their group)"),
+             arg("--ids", type=Path, default=None, help="import-lms's id file: its names and ids are removed too"),
+             arg("--late", action="store_true", help="second round: add the submissions that came since"),
+             arg("--force", action="store_true", help="draw again (packets handed out become invalid)")]),
+    Command("peer-collect", "import the filled review forms from a learning platform's bulk download",
+            peer_collect,
+            [ASSIGNMENT, arg("download", type=Path, help="the zip downloaded from the platform"),
+             arg("--preset", required=True, choices=["moodle", "canvas", "olat"]),
+             arg("--ids", type=Path, default=None, help="CSV mapping platform ids/names to student ids")]),
+    Command("peer-aggregate", "medians, agreement, flags, grades/<assignment>-peer.csv and the feedback",
+            peer_aggregate, [ASSIGNMENT]),
+    Command("groups", "give every member of a group the graded result of the group's submission", groups,
+            [ASSIGNMENT, arg("--groups", type=Path, default=None,
+                             help="CSV: group id, members (besides groups named by uploads like ex08-a-b-c.zip)")]),
+    Command("course-sheet", "per student: points of every assignment, passed or not and why, transferred points "
+                            "(c.CourseKit.course_rules): grades/course-sheet.csv, reports/course-sheet.html",
+            course_sheet),
+    Command("peer-participation", "who handed in and reviewed how many reports (c.CourseKit.peer_rule)",
+            peer_participation),
 ]
 
 

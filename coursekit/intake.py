@@ -18,8 +18,11 @@ Presets (the path of each file inside the download; ``name`` and ``lms_id`` iden
   "Download all submissions", with or without "download submissions in folders").
 * ``canvas``: ``<lastfirst>[_late]_<user id>_<submission id>_<file>`` (Canvas "Download
   Submissions"; Canvas appends ``-1``, ``-2`` to resubmitted file names).
-* ``olat``: ``.../<Lastname>_<Firstname>_<username>/<any folders>/<file>`` (OpenOlat "Task"
-  element, "Download" of the submissions: one folder per participant).
+* ``olat``: ``<course>_<task title>_<node id>/<Lastname>_<Firstname>_<username>/2_submissions/<file>`` (OpenOlat
+  "Task" element, assessment tool, "Download" of the submissions: one folder per participant, in it a folder per
+  workflow step, ``1_task``, ``2_submissions``, ``3_corrections``, ...; files outside a participant's folder, such as
+  the assessment table ``*.xlsx``, are left out as not notebooks).  A participant's folder may also hold the files
+  directly.
 
 The id file is a CSV with a column ``student_id`` and one of ``lms_id``, ``username``,
 ``email`` or ``name``; without it the platform's id (or the name) becomes the student id.
@@ -42,12 +45,14 @@ import nbformat
 from nbgrader.plugins import FileNameCollectorPlugin
 from traitlets import Float, Unicode
 
-from . import course
+from . import course, release
 
 PRESETS = {
     "moodle": r"(?:.*/)?(?P<name>[^/]+?)_(?P<lms_id>\d+)_assignsubmission_(?:file|onlinetext)_?/?(?:.*/)?(?P<file>[^/]+)$",
     "canvas": r"(?:.*/)?(?P<name>[A-Za-z-]+?)(?:_late|_LATE)?_(?P<lms_id>\d+)_(?P<submission_id>\d+)_(?P<file>[^/]+)$",
-    "olat": r"(?:.*/)?(?P<name>[^/]+)_(?P<lms_id>[^/_]+)/(?:.*/)?(?P<file>[^/]+)$",
+    # the participant's folder is the last one before a workflow-step folder ("2_submissions"), or without one the
+    # last that looks like <Lastname>_<Firstname>_<username>
+    "olat": r"(?:(?!\d+_[a-z]+/)[^/]*/)*(?!\d+_[a-z]+/)(?P<name>[^/]+)_(?P<lms_id>[^/_]+)/(?:.*/)?(?P<file>[^/]+)$",
 }
 LOG = "intake.jsonl"
 
@@ -73,6 +78,22 @@ def extract(archive: Path, target: Path) -> None:
                 path.unlink()
 
 
+def unpack(download: Path, base: Path, folder: str) -> Path:
+    """Keep ``download`` in ``base`` and unpack it (or copy a single file) into a fresh ``base/folder``."""
+    extracted = base / folder
+    if extracted.exists():
+        shutil.rmtree(extracted)
+    extracted.mkdir(parents=True)
+    kept = base / download.name
+    if kept != download:
+        shutil.copy2(download, kept)  # the original download is kept
+    if zipfile.is_zipfile(download):
+        extract(download, extracted)
+    else:
+        shutil.copy2(download, extracted / download.name)
+    return extracted
+
+
 # ----------------------------------------------------------------- matching by content
 def _norm(text: str) -> str:
     return " ".join(text.split())
@@ -85,9 +106,10 @@ class ReleaseIndex:
         self.notebooks = {}
         for path in sorted(Path(release_dir).glob("*.ipynb")):
             nb = nbformat.read(path, as_version=4)
-            locked = [_norm(c.source) for c in nb.cells
+            cells = [c for c in nb.cells if not release.is_added(c)]  # the badge and the check: alike in every notebook
+            locked = [_norm(c.source) for c in cells
                       if c.metadata.get("nbgrader", {}).get("locked") and len(_norm(c.source)) >= 30]
-            ids = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")}
+            ids = {c.metadata["nbgrader"]["grade_id"] for c in cells if c.metadata.get("nbgrader", {}).get("grade_id")}
             self.notebooks[path.stem] = (locked, ids)
 
     def scores(self, nb) -> dict[str, float]:
@@ -144,6 +166,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
 
 
+def uploader(info: dict, ids: dict[str, str]) -> tuple[str | None, str]:
+    """``(student id or None, the key looked up)`` of an upload whose path fits a preset (``info``: the pattern's
+    groups): through the id file (``ids``, from :func:`read_id_map`) by the platform's id or the name, or without an
+    id file the platform's id (or name) itself."""
+    key = (info.get("lms_id") or info.get("name") or "").strip()
+    student = (ids.get(key.lower()) or ids.get((info.get("name") or "").strip().lower())
+               or (slug(key) if not ids else None))
+    return student, key
+
+
+def olat_step(relative: str) -> str | None:
+    """The OpenOlat workflow-step folder of a file that is not a student's upload ("1_task", "3_corrections"), or
+    None for an upload ("2_submissions", a revision) or a path without step folders."""
+    step = re.search(r"(?:^|/)(\d+_[a-z]+)/", relative)
+    return step.group(1) if step and not re.search(r"submission|revision", step.group(1)) else None
+
+
 # ------------------------------------------------------------ the nbgrader collector plugin
 class LmsCollector(FileNameCollectorPlugin):
     """nbgrader ``zip_collect`` collector: student from the platform's path, notebook from the content."""
@@ -178,9 +217,11 @@ class LmsCollector(FileNameCollectorPlugin):
             self._decide(submitted_file, decision="left out", reason=f"the path does not fit the {self.preset} preset")
             return None
         info = match.groupdict()
-        key = (info.get("lms_id") or info.get("name") or "").strip()
-        student = (self._ids.get(key.lower()) or self._ids.get((info.get("name") or "").strip().lower())
-                   or (slug(key) if not self._ids else None))
+        step = olat_step(relative) if self.preset == "olat" else None
+        if step:
+            self._decide(submitted_file, decision="left out", reason=f"in OpenOlat's {step} folder, not a submission")
+            return None
+        student, key = uploader(info, self._ids)
         if not student:
             self._decide(submitted_file, decision="left out", reason=f"'{key}' is not in the id file {self.ids}")
             return None
@@ -215,17 +256,7 @@ def import_lms(root: str | Path, assignment: str, download: str | Path, preset: 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     base = root / "downloaded" / assignment
-    extracted = base / "extracted"
-    if extracted.exists():
-        shutil.rmtree(extracted)
-    extracted.mkdir(parents=True)
-    kept = base / download.name
-    if kept != download:
-        shutil.copy2(download, kept)  # the original download is kept
-    if zipfile.is_zipfile(download):
-        extract(download, extracted)
-    else:
-        shutil.copy2(download, extracted / download.name)
+    extracted = unpack(download, base, "extracted")
     log = base / LOG
     log.unlink(missing_ok=True)
     args = ["zip_collect", assignment, "--force", "--collector=coursekit.intake.LmsCollector",
