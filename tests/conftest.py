@@ -12,6 +12,10 @@ from coursekit import course, examples, offline, pipeline, submissions, trial
 ROOT = course.ROOT
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+# nbgrader's Gradebook runs `alembic` when it creates a database: the tests that build one in this process find it
+# beside this Python, as the kit's own nbgrader commands do (course.command_env), also when the venv is not activated.
+os.environ["PATH"] = course.command_env()["PATH"]
+
 
 def absent(path) -> bool:
     """Whether a test on the real data at ``path`` (in ../shared/data) is skipped: when the data is absent, except
