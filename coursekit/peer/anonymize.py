@@ -21,6 +21,8 @@ from typing import Iterable
 
 import nbformat
 
+from ..release import is_added
+
 REMOVED = "[removed]"
 IMAGES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 DROPPED_OUTPUTS = {"application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"}
@@ -107,13 +109,16 @@ def _output(output, scrub: Scrubber):
 
 
 def anonymize(nb, scrub: Scrubber, number_from: int = 1):
-    """A copy of notebook ``nb`` without metadata and identifying text; cell ids ``cell-<n>`` from ``number_from``."""
+    """A copy of notebook ``nb`` without metadata, identifying text and the kit's added cells; cell ids ``cell-<n>``
+    from ``number_from``."""
     clean = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                               "language": "python"},
                                                "language_info": {"name": "python"}})
     make = {"markdown": nbformat.v4.new_markdown_cell, "code": nbformat.v4.new_code_cell,
             "raw": nbformat.v4.new_raw_cell}
-    for i, cell in enumerate(nb.cells, start=number_from):
+    # the kit's own cells (the Colab badge, the check before upload) are alike in every report, and the check's output
+    # may name the student's file: left out
+    for i, cell in enumerate([c for c in nb.cells if not is_added(c)], start=number_from):
         source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
         new = make.get(cell.cell_type, nbformat.v4.new_raw_cell)(scrub.text(source, cell.cell_type))
         new.id = f"cell-{i}"
