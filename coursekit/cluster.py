@@ -183,7 +183,7 @@ def record(root: Path, assignment: str, student: str, files: dict[str, bytes]) -
 
 
 def needs_gpu(root: Path, assignment: str) -> bool:
-    return bool(set(course.setting(root, "gpu_notebooks", {}).get(assignment, [])))
+    return bool(course.setting(root, "gpu_notebooks", {}).get(assignment))
 
 
 def connect(spec: str, root: Path):

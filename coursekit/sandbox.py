@@ -105,6 +105,14 @@ def private_ipython_dir(private_dir: str) -> str | None:
     return copy
 
 
+def sandbox_env(ipython_dir: str | None = None, pythonpath: str | None = None) -> dict[str, str]:
+    """The variables a sandboxed kernel gets on top of the grader's (and ``JPY_PARENT_PID`` goes: its pid namespace
+    cannot see the grader; ``--die-with-parent`` instead)."""
+    env = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "COURSEKIT_SANDBOX": "bwrap"}
+    env.update({k: v for k, v in (("IPYTHONDIR", ipython_dir), ("PYTHONPATH", pythonpath)) if v})
+    return env
+
+
 def sandbox_command(kernel_cmd: list[str], workdir: str, private_dir: str, readonly: list[str], *,
                     memory: int, cpu_seconds: int, file_size: int, processes: int, bwrap: str = "bwrap",
                     ipython_dir: str | None = None, pythonpath: str | None = None) -> list[str]:
@@ -116,13 +124,9 @@ def sandbox_command(kernel_cmd: list[str], workdir: str, private_dir: str, reado
     for path in readonly:
         args += ["--ro-bind", path, path]
     args += ["--bind", workdir, workdir, "--bind", private_dir, private_dir, "--remount-ro", "/", "--chdir", workdir,
-             "--setenv", "HOME", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
-             "--setenv", "COURSEKIT_SANDBOX", "bwrap",
-             "--unsetenv", "JPY_PARENT_PID"]  # its pid namespace cannot see the grader; --die-with-parent instead
-    if ipython_dir:
-        args += ["--setenv", "IPYTHONDIR", ipython_dir]
-    if pythonpath:
-        args += ["--setenv", "PYTHONPATH", pythonpath]
+             "--unsetenv", "JPY_PARENT_PID"]
+    for name, value in sandbox_env(ipython_dir, pythonpath).items():
+        args += ["--setenv", name, value]
     limits = [shutil.which("prlimit") or "prlimit", f"--as={memory}", f"--cpu={cpu_seconds}",
               f"--fsize={file_size}", f"--nproc={processes}", "--"]
     return args + ["--"] + limits + kernel_cmd
@@ -261,7 +265,7 @@ class WarmProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd: list[str], **kwargs):
         km = self.parent
         argv = cmd[cmd.index("ipykernel_launcher") + 1:] if "ipykernel_launcher" in cmd else cmd[3:]
-        self.process = km._zygote.fork(argv, km._kernel_env(kwargs.get("env") or dict(os.environ)),
+        self.process = km._zygote.fork(argv, km._kernel_env(kwargs.get("env") or dict(os.environ), km._zygote.ipython_dir),
                                        str(kwargs.get("cwd") or os.getcwd()))
         self.pid, self.pgid = self.process.pid, None
         self.cwd = kwargs.get("cwd")
@@ -322,15 +326,12 @@ class SandboxKernelManager(AsyncKernelManager):
         return {"memory": self.memory, "cpu_seconds": self.cpu_seconds, "file_size": self.file_size,
                 "processes": self.processes}
 
-    def _kernel_env(self, env: dict) -> dict:
+    def _kernel_env(self, env: dict, ipython_dir: str | None) -> dict:
         """The kernel's environment as the sandbox sets it (what ``sandbox_command`` passes to bwrap)."""
         env = without_secrets(env)
         env.pop("JPY_PARENT_PID", None)
         if self._sandboxed:
-            env.update(HOME="/tmp", MPLCONFIGDIR="/tmp/matplotlib", COURSEKIT_SANDBOX="bwrap",
-                       PYTHONPATH=kit_pythonpath())
-            if self._zygote_ipython:
-                env["IPYTHONDIR"] = self._zygote_ipython
+            env.update(sandbox_env(ipython_dir, kit_pythonpath()))
         return env
 
     def _warm_zygote(self, kw: dict) -> "Zygote | None":
@@ -347,7 +348,6 @@ class SandboxKernelManager(AsyncKernelManager):
                 if zygote is None:
                     return None
                 _ZYGOTES[key] = zygote
-        self._zygote_ipython = zygote.ipython_dir
         return zygote
 
     def _start_zygote(self, workdir: str, env: dict) -> "Zygote | None":
@@ -361,8 +361,7 @@ class SandboxKernelManager(AsyncKernelManager):
             command = sandbox_command(command, workdir, private_dir, readonly_paths(list(self.readonly)),
                                       ipython_dir=ipython_dir, pythonpath=kit_pythonpath(),
                                       **self._sandbox_settings())
-        self._zygote_ipython = ipython_dir
-        zygote = Zygote(command, socket_path, self._kernel_env(env) | {"PYTHONPATH": kit_pythonpath()}, workdir,
+        zygote = Zygote(command, socket_path, self._kernel_env(env, ipython_dir) | {"PYTHONPATH": kit_pythonpath()}, workdir,
                         self._sandboxed)
         zygote.private_dir, zygote.ipython_dir = private_dir, ipython_dir
         if zygote.ready(self.warm_start_timeout):
